@@ -1,0 +1,86 @@
+"""Workarounds for known breakages of the pinned stack (torch 2.14 + mmengine 0.10.7 + mmcv 2.1).
+
+Each workaround names its upstream issue and has a test in ``tests/test_compat.py`` that fails
+when the workaround is removed. Everything here is applied by ``import dsc_mm``, which configs
+trigger through ``custom_imports = dict(imports=['dsc_mm'])``.
+"""
+import os
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+
+
+def _mmengine_checkpoint_globals():
+    """Types found in mmengine checkpoints besides tensors and plain containers.
+
+    mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` (open-mmlab/mmengine#1655).
+    Since torch 2.6 that means ``weights_only=True``, and its own checkpoints no longer load:
+    ``meta['message_hub']`` holds :class:`HistoryBuffer` objects of numpy arrays and numpy
+    scalars. Rather than switching safe loading off (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``),
+    we allow exactly these types, so a pickle that would execute code is still refused.
+    """
+    from mmengine.logging import HistoryBuffer
+    from numpy.core.multiarray import _reconstruct, scalar
+
+    dtype_classes = [type(np.dtype(t)) for t in
+                     (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
+                      np.int8, np.uint8, np.bool_)]
+    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
+
+
+SAFE_GLOBALS = _mmengine_checkpoint_globals()
+
+
+def register_safe_globals():
+    """Allow mmengine's own checkpoint types in ``torch.load(weights_only=True)``."""
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+
+
+def init_cpu_distributed(launcher: str) -> bool:
+    """Initialise a gloo process group for ``--launcher pytorch`` on a machine without CUDA.
+
+    mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` first and fails on CPU
+    (open-mmlab/mmengine#1279). The Runner skips its own ``init_dist`` when a process group
+    already exists, so we create one with the gloo backend from torchrun's environment.
+
+    Returns:
+        bool: True if this function created the process group.
+    """
+    if launcher != 'pytorch' or torch.cuda.is_available() or torch_dist.is_initialized():
+        return False
+    if 'RANK' not in os.environ:
+        raise RuntimeError('--launcher pytorch needs the environment that torchrun sets (RANK, '
+                           'WORLD_SIZE, MASTER_ADDR); start it with tools/dist_train.sh.')
+    torch_dist.init_process_group(backend='gloo')
+    return True
+
+
+def cpu_ddp_cfg(cfg) -> None:
+    """Make a config trainable with CPU DDP (gloo), in place.
+
+    - ``model_wrapper_cfg.device_ids=None``: mmengine defaults ``device_ids`` to the local rank,
+      which DDP rejects for CPU modules.
+    - SyncBN -> BN: with a process group torch's ``SyncBatchNorm`` refuses CPU tensors and
+      mmcv's ``MMSyncBN`` has no CPU kernel (pytorch/pytorch#63662). Statistics become per
+      process, which is the documented CPU limitation.
+    """
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+    cfg.model = revert_syncbn_cfg(cfg.model)
+
+
+def revert_syncbn_cfg(node):
+    """Return ``node`` with every ``norm_cfg``/``type='SyncBN'`` replaced by ``'BN'``."""
+    if isinstance(node, dict):
+        out = type(node)()
+        for key, value in node.items():
+            if key == 'type' and value in ('SyncBN', 'MMSyncBN', 'NaiveSyncBN'):
+                value = 'BN'
+            out[key] = revert_syncbn_cfg(value)
+        return out
+    if isinstance(node, (list, tuple)):
+        return type(node)(revert_syncbn_cfg(v) for v in node)
+    return node

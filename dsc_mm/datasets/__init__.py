@@ -1,0 +1,1 @@
+"""Datasets: the procedural scene generator and dataset classes for the mini layouts."""

@@ -1,0 +1,45 @@
+"""The one way dsc_mm reads a checkpoint file: safely, with one clear sentence on failure."""
+import os
+import pickle
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message says which file and what to do."""
+
+
+def load_checkpoint_file(path: str, map_location='cpu'):
+    """Load ``path`` with ``torch.load(weights_only=True)``.
+
+    Only tensors, plain containers and the allowlist of :mod:`dsc_mm.compat` are accepted, so a
+    file crafted to execute code when unpickled is refused instead of run.
+
+    Args:
+        path (str): A ``.pth`` file written by torch / mmengine.
+        map_location: Passed to :func:`torch.load`. Defaults to ``'cpu'``.
+
+    Returns:
+        The loaded object (usually a dict).
+
+    Raises:
+        CheckpointError: Missing file, not a torch checkpoint, or unsafe content.
+    """
+    from ..compat import register_safe_globals
+    register_safe_globals()
+    if not os.path.isfile(path):
+        raise CheckpointError(f'Checkpoint {path} does not exist; check the path.')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if 'Weights only load failed' in str(exc):
+            raise CheckpointError(
+                f'Checkpoint {path} contains objects that are not on the safe-loading allowlist '
+                f'(it could execute code when loaded), so it was refused; re-save it as a plain '
+                f'state dict of tensors. Detail: {str(exc).splitlines()[-1][:200]}') from None
+        raise CheckpointError(f'{path} is not a readable torch checkpoint ({exc}); '
+                              f'pass a .pth file written by torch.save or mmengine.') from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f'{path} is not a readable torch checkpoint ({exc}); it may be '
+                              f'truncated or of another format: pass a .pth file written by '
+                              f'torch.save or mmengine.') from None

@@ -1,0 +1,25 @@
+"""Shared pytest fixtures."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> Path:
+    """The repository root (configs/ and tools/ live there)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def shared_data() -> Path:
+    """The real mini datasets (``DSC_MM_DATA``, e.g. ``../shared/data``); skip when absent."""
+    root = os.environ.get('DSC_MM_DATA')
+    if not root:
+        pytest.skip('DSC_MM_DATA is not set: the real mini datasets are not available here '
+                    '(CI sets it to ../shared/data).')
+    if not Path(root).is_dir():
+        pytest.skip(f'DSC_MM_DATA={root} is not a directory: the real mini datasets are absent.')
+    return Path(root)
