@@ -5,6 +5,7 @@ when the workaround is removed. Everything here is applied by ``import dsc_mm``,
 trigger through ``custom_imports = dict(imports=['dsc_mm'])``.
 """
 import os
+import pickle
 
 import numpy as np
 import torch
@@ -23,10 +24,22 @@ def _mmengine_checkpoint_globals():
     from mmengine.logging import HistoryBuffer
     from numpy.core.multiarray import _reconstruct, scalar
 
+    def history_buffer_getattr(obj, name):
+        # HistoryBuffer pickles its statistics table as getattr(HistoryBuffer, 'mean') etc.
+        # Allowing builtins.getattr itself would hand any attribute of any allowed object to
+        # the unpickler, so it is replaced by this narrow stand-in.
+        # The four built-in statistics are registered only once a HistoryBuffer is created.
+        allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+        if obj is HistoryBuffer and name in allowed:
+            return getattr(obj, name)
+        raise pickle.UnpicklingError(f'refused getattr({obj!r}, {name!r}) while loading a '
+                                     f'checkpoint: only HistoryBuffer statistics are allowed')
+
     dtype_classes = [type(np.dtype(t)) for t in
                      (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
                       np.int8, np.uint8, np.bool_)]
-    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
+    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes,
+            (history_buffer_getattr, 'builtins.getattr')]
 
 
 SAFE_GLOBALS = _mmengine_checkpoint_globals()
@@ -70,6 +83,8 @@ def cpu_ddp_cfg(cfg) -> None:
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
     cfg.model = revert_syncbn_cfg(cfg.model)
+    # mmengine would convert BN back to SyncBN when ``sync_bn`` is set.
+    cfg.pop('sync_bn', None)
 
 
 def revert_syncbn_cfg(node):
@@ -84,3 +99,18 @@ def revert_syncbn_cfg(node):
     if isinstance(node, (list, tuple)):
         return type(node)(revert_syncbn_cfg(v) for v in node)
     return node
+
+
+def drop_collate_scope(cfg) -> None:
+    """Remove the ``_scope_`` key that cross-package bases leave in ``collate_fn``, in place.
+
+    A config inheriting ``mmpretrain::...`` (or ``mmdet::``/``mmseg::``) gets ``_scope_`` added to
+    every dict with a ``type``; mmengine 0.10.7's ``Runner.build_dataloader`` then passes it to
+    the collate function as a keyword (``default_collate() got an unexpected keyword argument
+    '_scope_'``). Collate functions live in mmengine's root FUNCTIONS registry, so the key
+    carries no information.
+    """
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        collate_fn = (cfg.get(field) or {}).get('collate_fn')
+        if isinstance(collate_fn, dict):
+            collate_fn.pop('_scope_', None)

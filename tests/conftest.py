@@ -23,3 +23,16 @@ def shared_data() -> Path:
     if not Path(root).is_dir():
         pytest.skip(f'DSC_MM_DATA={root} is not a directory: the real mini datasets are absent.')
     return Path(root)
+
+
+@pytest.fixture(scope='session')
+def tiny_image_folder(tmp_path_factory) -> Path:
+    """A folder of 12 small random JPEG images (for runs that need real files)."""
+    import numpy as np
+    from PIL import Image
+    root = tmp_path_factory.mktemp('tiny_images')
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        pixels = rng.integers(0, 255, (48, 56, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f'{i:03d}.jpg')
+    return root

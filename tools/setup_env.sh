@@ -44,15 +44,20 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$ROOT/$VENV/bin/python"
 [ -x "$PY" ] || PY="$VENV/bin/python"   # VENV given as an absolute path
-pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+# The filter drops pip's notes about this machine's empty local index folders (pip.conf).
+pip_install() {
+    "$PY" -m pip install --disable-pip-version-check -q "$@" \
+        2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
 
 # setuptools<81: mmcv's setup.py and mmengine's cross-package config bases use pkg_resources.
 log "installing build tools"
 pip_install "$(grep -E '^setuptools==' "$REQ")" wheel
 
 log "installing $TORCH_SPEC"
+# numpy is pinned here already: torchvision would otherwise pull numpy 2 before the pin applies.
 # shellcheck disable=SC2086  # TORCH_SPEC may hold several words (packages and pip options)
-pip_install $TORCH_SPEC
+pip_install $TORCH_SPEC "$(grep -E '^numpy==' "$REQ")"
 
 torch_version=$("$PY" -c 'import torch; print(torch.__version__)')
 wheel_dir="$DSC_MM_CACHE/wheels/mmcv-$MMCV_VERSION-torch$torch_version-cuda$FORCE_CUDA"
@@ -63,7 +68,8 @@ if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
     trap 'rm -rf "$build"' EXIT
     # The sdist comes from pip's configured index: no hard-coded URL.
     "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
-        "mmcv==$MMCV_VERSION" -d "$build"
+        "mmcv==$MMCV_VERSION" -d "$build" \
+        2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
     tar -xzf "$build"/mmcv-"$MMCV_VERSION".tar.gz -C "$build"
     src="$build/mmcv-$MMCV_VERSION"
     # torch>=2.5 headers need C++20, but mmcv's setup.py appends -std=c++17 after any user flag,

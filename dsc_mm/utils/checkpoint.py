@@ -32,14 +32,24 @@ def load_checkpoint_file(path: str, map_location='cpu'):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if 'Weights only load failed' in str(exc):
+        detail = _weights_only_detail(str(exc))
+        if 'GLOBAL' in detail or 'global' in detail or 'getattr' in detail:
             raise CheckpointError(
-                f'Checkpoint {path} contains objects that are not on the safe-loading allowlist '
-                f'(it could execute code when loaded), so it was refused; re-save it as a plain '
-                f'state dict of tensors. Detail: {str(exc).splitlines()[-1][:200]}') from None
-        raise CheckpointError(f'{path} is not a readable torch checkpoint ({exc}); '
-                              f'pass a .pth file written by torch.save or mmengine.') from None
+                f'Checkpoint {path} was refused: it holds objects outside the safe-loading '
+                f'allowlist and could execute code when loaded ({detail}); use a checkpoint '
+                f'written by dsc_mm/mmengine, or re-save the weights as a plain state dict of '
+                f'tensors from a trusted environment.') from None
+        raise CheckpointError(f'{path} is not a readable torch checkpoint ({detail}); pass a '
+                              f'.pth file written by torch.save or mmengine.') from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f'{path} is not a readable torch checkpoint ({exc}); it may be '
                               f'truncated or of another format: pass a .pth file written by '
                               f'torch.save or mmengine.') from None
+
+
+def _weights_only_detail(message: str) -> str:
+    """The informative line of torch's long 'Weights only load failed' message."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    skip = ('Weights only load failed', 'Check the documentation', 'Please file an issue')
+    useful = [line for line in lines if not line.startswith(skip)]
+    return (useful[-1] if useful else lines[-1] if lines else message)[:300]

@@ -1,0 +1,28 @@
+# dsc_mm: every command sets up its own environment first (idempotent, fast when up to date).
+# Overridable: VENV, PYTHON, TORCH_SPEC, FORCE_CUDA, MMCV_CUDA_ARCH, DSC_MM_CACHE (see tools/setup_env.sh),
+# PYTEST_ARGS (extra pytest options), DEMO_DIR (where `make demo` writes).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= work_dirs/demo
+PYTEST_ARGS ?=
+export VENV
+
+.PHONY: install demo test env clean-venv
+
+install:
+	@bash tools/setup_env.sh
+
+demo: install
+	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
+
+# pytest exits 5 when it collected no test: a broken suite, reported as a failure, never as success.
+test: install
+	@$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure." >&2; fi; \
+	exit $$rc
+
+env: install
+	$(PY) -m dsc_mm.env
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from .train import SCOPES, build_runner, merge_args, scope_of
+
+__all__ = ['SCOPES', 'build_runner', 'merge_args', 'scope_of']
