@@ -13,7 +13,7 @@ install:
 	@bash tools/setup_env.sh
 
 demo: install
-	$(PY) tools/demo.py --work-dir $(DEMO_DIR)
+	$(PY) tools/benchmark.py --suite tiny --work-dir $(DEMO_DIR)
 
 # pytest exits 5 when it collected no test: a broken suite, reported as a failure, never as success.
 test: install

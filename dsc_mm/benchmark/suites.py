@@ -1,0 +1,167 @@
+"""What a benchmark suite is: pretraining methods x downstream protocols x seeds.
+
+A suite names configs only; :mod:`dsc_mm.benchmark.runner` turns it into commands. The columns
+follow the paper tables (method.md): VOC det AP/AP50/AP75, COCO APbb/APmk, VOC and Cityscapes
+mIoU. Tiny and mini-real suites use the same columns on their small stand-in datasets.
+"""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class Method:
+    """A pretraining method (a table row).
+
+    Args:
+        key: Short id used in paths (``dsc-km``).
+        title: Row name in the table (``DSC-KM``).
+        config: Pretraining config, or None for random init / a user checkpoint.
+        checkpoint: A user-supplied pretraining or converted backbone checkpoint.
+    """
+    key: str
+    title: str
+    config: Optional[str] = None
+    checkpoint: Optional[str] = None
+
+    @property
+    def is_random(self) -> bool:
+        return self.config is None and self.checkpoint is None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A downstream protocol (a group of table columns).
+
+    Args:
+        key: Short id used in paths.
+        title: Column-group name in the table.
+        config: Fine-tuning config.
+        metrics: Column name -> metric key logged by the config's evaluator.
+        scale: Factor turning the logged value into the paper's percent (COCO logs 0-1).
+    """
+    key: str
+    title: str
+    config: str
+    metrics: Dict[str, str]
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Methods x protocols x seeds, with the options every run of the suite gets.
+
+    Args:
+        methods: Every method the suite knows; ``default_methods`` are run unless chosen.
+        pretrain_options: ``--cfg-options`` for every pretraining run.
+        finetune_options: ``--cfg-options`` for every fine-tuning run.
+        data_env: Environment variable the configs read their data root from (``--data``).
+        gpus: Processes per run (1 = plain ``tools/train.py``).
+    """
+    name: str
+    methods: Tuple[Method, ...]
+    protocols: Tuple[Protocol, ...]
+    data_env: str
+    default_methods: Tuple[str, ...] = ('random', 'mocov2', 'densecl', 'dsc-km', 'dsc-pm')
+    pretrain_options: Tuple[str, ...] = ()
+    finetune_options: Tuple[str, ...] = ()
+    gpus: int = 1
+    default_data: Optional[str] = None
+    description: str = ''
+
+
+# mmdet's VOC metric logs AP over IoU 0.50:0.95 (dsc_mm's COCO-style VOC metric), CocoMetric 0-1.
+VOC_DET = {'AP': 'pascal_voc/AP', 'AP50': 'pascal_voc/AP50', 'AP75': 'pascal_voc/AP75'}
+COCO_DET = {'APbb': 'coco/bbox_mAP', 'APmk': 'coco/segm_mAP'}
+SEG = {'mIoU': 'mIoU'}
+
+
+def _methods(suffix: str) -> Tuple[Method, ...]:
+    pre = 'configs/pretrain/'
+    return (
+        Method('random', 'Random init'),
+        Method('mocov2', 'MoCo v2', f'{pre}mocov2_{suffix}.py'),
+        Method('densecl', 'DenseCL', f'{pre}densecl_{suffix}.py'),
+        Method('dsc-km', 'DSC-KM', f'{pre}dsc-km_{suffix}.py'),
+        Method('dsc-pm', 'DSC-PM', f'{pre}dsc-pm_{suffix}.py'),
+    )
+
+
+TINY = Suite(
+    name='tiny',
+    description='CPU, the generated scenes (tools/generate_scenes.py), ResNet-18, small crops',
+    methods=_methods('resnet18_tiny_scenes'),
+    default_methods=('random', 'densecl', 'dsc-km'),
+    protocols=(
+        Protocol('coco-det', 'Scenes COCO (Mask R-CNN R18-FPN)',
+                 'configs/detection/mask-rcnn_r18-fpn_tiny_scenes.py', COCO_DET, scale=100.),
+        Protocol('voc-seg', 'Scenes VOC seg (FCN R18-D8)',
+                 'configs/segmentation/fcn_r18-d8-plain_tiny_scenes-voc.py', SEG),
+    ),
+    data_env='DSC_MM_SCENES',
+    default_data='data/scenes',
+    # Sized so the whole chain fits in 15 minutes on 2 CPU cores.
+    pretrain_options=('train_cfg.max_iters=150', 'default_hooks.checkpoint.interval=50',
+                      'param_scheduler.0.T_max=150', 'param_scheduler.0.end=150'),
+    finetune_options=('train_cfg.max_iters=60', 'train_cfg.val_interval=60',
+                      'default_hooks.checkpoint.interval=60'),
+)
+
+MINI_REAL = Suite(
+    name='mini-real',
+    description='CPU, the real mini datasets (coco_tiny, coco128_voc, camvid_mini), ResNet-18',
+    methods=_methods('resnet18_tiny_real'),
+    protocols=(
+        Protocol('voc-det', 'coco128-VOC det (Faster R-CNN R18-C4)',
+                 'configs/detection/faster-rcnn_r18-c4_tiny_coco128-voc.py', VOC_DET),
+        Protocol('coco-det', 'coco_tiny (Mask R-CNN R18-FPN)',
+                 'configs/detection/mask-rcnn_r18-fpn_tiny_coco-tiny.py', COCO_DET, scale=100.),
+        Protocol('voc-seg', 'coco128-VOC seg (FCN R18-D8)',
+                 'configs/segmentation/fcn_r18-d8-plain_tiny_coco128-voc.py', SEG),
+        Protocol('street-seg', 'CamVid mini (FCN R18-D8)',
+                 'configs/segmentation/fcn_r18-d8-plain_tiny_camvid.py', SEG),
+    ),
+    data_env='DSC_MM_DATA',
+)
+
+PAPER = Suite(
+    name='paper',
+    description='ImageNet-1k pretraining, the published transfer protocols (method.md)',
+    methods=_methods('resnet50_8xb32-coslr-200e_in1k'),
+    protocols=(
+        Protocol('voc-det', 'VOC07+12 det (Faster R-CNN R50-C4)',
+                 'configs/detection/faster-rcnn_r50-c4-syncbn_ms-24k_voc0712.py', VOC_DET),
+        Protocol('coco-det', 'COCO det + inst seg (Mask R-CNN R50-FPN 1x)',
+                 'configs/detection/mask-rcnn_r50-fpn-syncbn_1x_coco.py', COCO_DET, scale=100.),
+        Protocol('voc-seg', 'VOC12aug seg (FCN R50-D8)',
+                 'configs/segmentation/fcn_r50-d8-plain-syncbn_20k_voc12aug-512x512.py', SEG),
+        Protocol('cityscapes-seg', 'Cityscapes seg (FCN R50-D8)',
+                 'configs/segmentation/fcn_r50-d8-plain-syncbn_40k_cityscapes-769x769.py', SEG),
+    ),
+    data_env='DSC_MM_DATA',
+    gpus=8,
+)
+
+SUITES = {s.name: s for s in (TINY, MINI_REAL, PAPER)}
+
+
+def select_methods(suite: Suite, keys: Optional[List[str]] = None,
+                   checkpoints: Optional[List[str]] = None) -> Tuple[Method, ...]:
+    """The suite's methods named by ``keys`` (default: its defaults), plus user checkpoints.
+
+    Args:
+        keys: Method keys such as ``['random', 'dsc-km']``.
+        checkpoints: ``NAME=PATH`` items: a row for each user-supplied checkpoint.
+    """
+    by_key = {m.key: m for m in suite.methods}
+    keys = list(keys or suite.default_methods)
+    unknown = [k for k in keys if k not in by_key]
+    if unknown:
+        raise ValueError(f'Unknown method(s) {unknown} for suite {suite.name}; '
+                         f'choose from {sorted(by_key)}.')
+    methods = [by_key[k] for k in keys]
+    for item in checkpoints or []:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            raise ValueError(f'--checkpoint expects NAME=PATH, got {item!r}.')
+        methods.append(Method(name.lower().replace(' ', '-'), name, checkpoint=path))
+    return tuple(methods)
