@@ -9,4 +9,6 @@ from .version import __version__
 
 compat.register_safe_globals()
 
+from . import transfer  # noqa: E402  (registers PretrainedCheckHook)
+
 __all__ = ['__version__']

@@ -41,8 +41,9 @@ def load_checkpoint_file(path: str, map_location='cpu'):
                 f'tensors from a trusted environment.') from None
         raise CheckpointError(f'{path} is not a readable torch checkpoint ({detail}); pass a '
                               f'.pth file written by torch.save or mmengine.') from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f'{path} is not a readable torch checkpoint ({exc}); it may be '
+    except Exception as exc:  # noqa: BLE001 - torch raises KeyError, EOFError... on non-checkpoints
+        raise CheckpointError(f'{path} is not a readable torch checkpoint '
+                              f'({type(exc).__name__}: {exc}); it may be '
                               f'truncated or of another format: pass a .pth file written by '
                               f'torch.save or mmengine.') from None
 
