@@ -69,8 +69,9 @@ class Suite:
     description: str = ''
 
 
-# mmdet's VOC metric logs AP over IoU 0.50:0.95 (dsc_mm's COCO-style VOC metric), CocoMetric 0-1.
-VOC_DET = {'AP': 'pascal_voc/AP', 'AP50': 'pascal_voc/AP50', 'AP75': 'pascal_voc/AP75'}
+# mmdet's VOCMetric with iou_thrs 0.50:0.05:0.95 logs their mean as mAP (the papers' AP), 0-1;
+# CocoMetric logs 0-1 too.
+VOC_DET = {'AP': 'pascal_voc/mAP', 'AP50': 'pascal_voc/AP50', 'AP75': 'pascal_voc/AP75'}
 COCO_DET = {'APbb': 'coco/bbox_mAP', 'APmk': 'coco/segm_mAP'}
 SEG = {'mIoU': 'mIoU'}
 
@@ -112,7 +113,7 @@ MINI_REAL = Suite(
     methods=_methods('resnet18_tiny_real'),
     protocols=(
         Protocol('voc-det', 'coco128-VOC det (Faster R-CNN R18-C4)',
-                 'configs/detection/faster-rcnn_r18-c4_tiny_coco128-voc.py', VOC_DET),
+                 'configs/detection/faster-rcnn_r18-c4_tiny_coco128-voc.py', VOC_DET, scale=100.),
         Protocol('coco-det', 'coco_tiny (Mask R-CNN R18-FPN)',
                  'configs/detection/mask-rcnn_r18-fpn_tiny_coco-tiny.py', COCO_DET, scale=100.),
         Protocol('voc-seg', 'coco128-VOC seg (FCN R18-D8)',
@@ -129,7 +130,8 @@ PAPER = Suite(
     methods=_methods('resnet50_8xb32-coslr-200e_in1k'),
     protocols=(
         Protocol('voc-det', 'VOC07+12 det (Faster R-CNN R50-C4)',
-                 'configs/detection/faster-rcnn_r50-c4-syncbn_ms-24k_voc0712.py', VOC_DET),
+                 'configs/detection/faster-rcnn_r50-c4-syncbn_ms-24k_voc0712.py', VOC_DET,
+                 scale=100.),
         Protocol('coco-det', 'COCO det + inst seg (Mask R-CNN R50-FPN 1x)',
                  'configs/detection/mask-rcnn_r50-fpn-syncbn_1x_coco.py', COCO_DET, scale=100.),
         Protocol('voc-seg', 'VOC12aug seg (FCN R50-D8)',
