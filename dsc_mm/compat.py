@@ -4,12 +4,16 @@ Each workaround names its upstream issue and has a test in ``tests/test_compat.p
 when the workaround is removed. Everything here is applied by ``import dsc_mm``, which configs
 trigger through ``custom_imports = dict(imports=['dsc_mm'])``.
 """
+import builtins
 import os
 import pickle
 
 import numpy as np
 import torch
 import torch.distributed as torch_dist
+from mmengine.utils import mkdir_or_exist
+
+from .utils.fileio import atomic_file
 
 
 def _mmengine_checkpoint_globals():
@@ -114,3 +118,44 @@ def drop_collate_scope(cfg) -> None:
         collate_fn = (cfg.get(field) or {}).get('collate_fn')
         if isinstance(collate_fn, dict):
             collate_fn.pop('_scope_', None)
+
+
+def _atomic_put(self, obj: bytes, filepath) -> None:
+    """``LocalBackend.put`` through :func:`atomic_file`."""
+    mkdir_or_exist(os.path.dirname(os.fspath(filepath)))
+    with atomic_file(filepath, 'wb') as file:
+        file.write(obj)
+
+
+def _atomic_put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+    """``LocalBackend.put_text`` through :func:`atomic_file`."""
+    mkdir_or_exist(os.path.dirname(os.fspath(filepath)))
+    with atomic_file(filepath, 'w', encoding=encoding) as file:
+        file.write(obj)
+
+
+def _open_atomic_for_writing(file, mode='r', *args, **kwargs):
+    """``open`` for mmengine's checkpoint_hook module: write modes go through atomic_file."""
+    if 'w' in mode and isinstance(file, (str, bytes, os.PathLike)):
+        return atomic_file(file, mode, *args, **kwargs)
+    return builtins.open(file, mode, *args, **kwargs)
+
+
+def make_checkpoint_writes_atomic() -> None:
+    """Write checkpoints and ``last_checkpoint`` atomically (temp file + fsync + os.replace).
+
+    mmengine 0.10.7 writes a checkpoint with ``LocalBackend.put`` (``runner/checkpoint.py``
+    ``save_checkpoint``) and ``last_checkpoint`` with ``open(save_file, 'w')``
+    (``CheckpointHook._save_checkpoint_with_step``), both opening the final path with
+    truncation: a process killed (SIGKILL, OOM killer, preemption) during the write leaves a
+    truncated ``iter_N.pth`` or an empty ``last_checkpoint``, and ``--resume`` then fails or
+    silently restarts from scratch. Upstream has no atomic write (mmengine ``LocalBackend``
+    has none up to 0.10.7). ``put``/``put_text`` are replaced for every local file, and the
+    module-level ``open`` of ``mmengine.hooks.checkpoint_hook`` (it only opens
+    ``last_checkpoint`` for writing) is shadowed by :func:`_open_atomic_for_writing`.
+    """
+    from mmengine.fileio.backends import LocalBackend
+    from mmengine.hooks import checkpoint_hook
+    LocalBackend.put = _atomic_put
+    LocalBackend.put_text = _atomic_put_text
+    checkpoint_hook.open = _open_atomic_for_writing

@@ -131,3 +131,78 @@ def test_getattr_stand_in_allows_only_history_buffer_statistics(tmp_path):
     torch.save({'bad': _Probe('__init__')}, tmp_path / 'bad.pth')
     with pytest.raises(CheckpointError, match='refused'):
         load_checkpoint_file(str(tmp_path / 'bad.pth'))
+
+
+# A process that dies while writing: RLIMIT_FSIZE makes the kernel kill it (SIGXFSZ) as soon
+# as it writes past LIMIT bytes, i.e. deterministically in the middle of the write.
+_KILLED_MID_WRITE = '''
+import resource, signal, sys
+import torch
+import dsc_mm  # applies the workaround
+from mmengine.runner.checkpoint import save_checkpoint
+limit = int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; the kernel then kills
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+if sys.argv[3] == 'checkpoint':
+    save_checkpoint({'w': torch.ones(1 << 20)}, sys.argv[1])  # 4 MiB, killed after LIMIT
+else:
+    from collections import deque
+    from types import SimpleNamespace
+    from mmengine.fileio import get_file_backend
+    from mmengine.hooks import CheckpointHook
+    from mmengine.logging import MessageHub
+    hook = CheckpointHook(interval=1, by_epoch=False)
+    hook.out_dir, hook.file_backend = sys.argv[1], get_file_backend(sys.argv[1])
+    hook.keep_ckpt_ids = deque()
+    runner = SimpleNamespace(work_dir=sys.argv[1], message_hub=MessageHub.get_instance('t'),
+                             save_checkpoint=lambda *args, **kwargs: None)
+    hook._save_checkpoint_with_step(runner, 200, {})  # writes last_checkpoint
+'''
+
+
+def _kill_mid_write(path, limit, what):
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
+    return subprocess.run([sys.executable, '-c', _KILLED_MID_WRITE, str(path), str(limit), what],
+                          capture_output=True, text=True, env=env)
+
+
+def test_checkpoint_killed_mid_write_keeps_the_previous_file(tmp_path):
+    # mmengine 0.10.7's LocalBackend.put truncates iter_N.pth first; the kill then leaves a
+    # partial file. Through atomic_file the previous complete checkpoint survives.
+    from mmengine.runner.checkpoint import save_checkpoint
+    ckpt = tmp_path / 'iter_100.pth'
+    save_checkpoint({'w': torch.arange(5.)}, str(ckpt))
+    result = _kill_mid_write(ckpt, 1 << 16, 'checkpoint')
+    assert result.returncode == -25, result.stderr[-2000:]  # SIGXFSZ: died mid-write
+    assert torch.equal(load_checkpoint_file(str(ckpt))['w'], torch.arange(5.))
+    # A new write then replaces it completely (and leaves no temporary file of its own).
+    save_checkpoint({'w': torch.ones(1 << 18)}, str(ckpt))
+    assert load_checkpoint_file(str(ckpt))['w'].numel() == 1 << 18
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith('.tmp')]
+    assert len(leftovers) == 1  # only the killed writer's partial temp file
+
+
+def test_last_checkpoint_killed_mid_write_keeps_the_previous_name(tmp_path):
+    # CheckpointHook writes last_checkpoint with a plain open(..., 'w').
+    last = tmp_path / 'last_checkpoint'
+    last.write_text(str(tmp_path / 'iter_100.pth'))
+    result = _kill_mid_write(tmp_path, 8, 'last_checkpoint')
+    assert result.returncode == -25, result.stderr[-2000:]
+    assert last.read_text() == str(tmp_path / 'iter_100.pth')
+
+
+def test_atomic_file_keeps_permissions_and_cleans_up_on_error(tmp_path):
+    from dsc_mm.compat import atomic_file
+    target = tmp_path / 'f.txt'
+    target.write_text('old')
+    with pytest.raises(RuntimeError):
+        with atomic_file(target, 'w') as f:
+            f.write('half')
+            raise RuntimeError('writer failed')
+    assert target.read_text() == 'old' and sorted(os.listdir(tmp_path)) == ['f.txt']
+    with atomic_file(target, 'w') as f:
+        f.write('new')
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_text() == 'new'
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~umask)

@@ -16,6 +16,8 @@ from mmengine.config import Config, DictAction
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dsc_mm  # noqa: E402,F401  (registers modules, safe-loading allowlist)
 from dsc_mm.apis import build_runner, merge_args, scope_of  # noqa: E402
+from dsc_mm.apis.checks import build_train_data, check_config, check_inputs  # noqa: E402
+from dsc_mm.engine.hooks import NonFiniteLossError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -51,9 +53,16 @@ def main(argv=None):
         cfg = Config.fromfile(args.config)
         scope_of(cfg, args.config)
         cfg = merge_args(cfg, args)
+        check_config(cfg, args.config)  # unknown types, misspelt keys
+        check_inputs(cfg)  # resume checkpoint, COCO image files
+        runner = build_runner(cfg)
+        build_train_data(runner)  # empty/missing data root, broken images
     except ValueError as exc:  # our own checks (scope, checkpoint, protocol): one sentence
         sys.exit(f'error: {exc}')
-    build_runner(cfg).train()
+    try:
+        runner.train()
+    except NonFiniteLossError as exc:  # the last good checkpoint is kept; say so, no traceback
+        sys.exit(f'error: {exc}')
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..compat import cpu_ddp_cfg, drop_collate_scope, init_cpu_distributed
+from .checks import add_reliability_hooks
 
 # default_scope -> the package whose registries the Runner must use.
 SCOPES = {'mmpretrain': 'mmpretrain', 'mmdet': 'mmdet', 'mmseg': 'mmseg'}
@@ -35,6 +36,7 @@ def merge_args(cfg: Config, args) -> Config:
     """
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    add_reliability_hooks(cfg)  # NonFiniteLossHook, RNGStateHook (dsc_mm.engine.hooks)
     cfg.launcher = args.launcher
     # work_dir: command line > config > ./work_dirs/<config name>
     if args.work_dir is not None:

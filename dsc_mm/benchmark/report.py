@@ -3,6 +3,7 @@ import os
 import os.path as osp
 import platform
 
+from ..utils import atomic_file
 from .charts import transfer_chart
 from .results import write_json_atomic
 from .table import aggregate, to_markdown
@@ -18,10 +19,8 @@ def write_report(runner, quiet: bool = False) -> str:
                 f'{platform.python_version()}; work dir `{runner.work_dir}`.\n\n'
                 + to_markdown(table, methods, protocols, runner.seeds))
     os.makedirs(runner.work_dir, exist_ok=True)
-    tmp = osp.join(runner.work_dir, 'results.md.tmp')
-    with open(tmp, 'w') as f:
+    with atomic_file(osp.join(runner.work_dir, 'results.md'), 'w') as f:
         f.write(markdown)
-    os.replace(tmp, osp.join(runner.work_dir, 'results.md'))
     write_json_atomic(osp.join(runner.work_dir, 'results.json'), dict(
         suite=suite.name, seeds=runner.seeds, cells=cells,
         methods={m.key: m.title for m in methods},

@@ -5,16 +5,14 @@ import os
 import os.path as osp
 from typing import Dict, Optional
 
+from ..utils import atomic_file
+
 
 def write_json_atomic(path: str, obj) -> None:
     """Write ``obj`` as JSON so that ``path`` is either the old file or the complete new one."""
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w') as f:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with atomic_file(path, 'w') as f:
         json.dump(obj, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_json(path: str) -> Optional[dict]:

@@ -135,7 +135,8 @@ class BenchmarkRunner:
         else:
             config = step.protocol.config
             work_dir = self.finetune_dir(step.method, step.protocol, step.seed)
-            options = [*self.suite.finetune_options, f'randomness.seed={step.seed}']
+            options = [*self.suite.finetune_options, *step.protocol.options,
+                       f'randomness.seed={step.seed}']
             extra = [] if step.method.is_random else ['--pretrained', self.backbone_path(step.method)]
         if self.gpus > 1:
             cmd = ['bash', 'tools/dist_train.sh', config, str(self.gpus)]

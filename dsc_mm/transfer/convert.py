@@ -4,13 +4,12 @@ Used by ``tools/convert_checkpoint.py`` and by :func:`dsc_mm.transfer.apply_pret
 """
 import os
 import pickle
-import uuid
 from collections import OrderedDict
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
-from ..utils import CheckpointError, load_checkpoint_file
+from ..utils import CheckpointError, atomic_file, load_checkpoint_file
 from .detectron2 import config_settings, detectron2_shapes, rename_key, to_detectron2
 from .keys import check_depth, detect_depth, extract_backbone
 from .targets import TARGETS, check_against, reference_shapes
@@ -58,7 +57,7 @@ def convert_backbone(checkpoint, path: str, to: str, encoder: str = 'query',
 
 
 def atomic_write(dst: str, write: Callable) -> None:
-    """Write ``dst`` through a temporary file in its directory, then ``os.replace`` it.
+    """Write ``dst`` through :func:`dsc_mm.utils.atomic_file`, creating its directory.
 
     Readers never see a partial file, and a failure (or Ctrl-C) leaves no ``dst`` behind.
 
@@ -68,21 +67,13 @@ def atomic_write(dst: str, write: Callable) -> None:
     """
     if os.path.isdir(dst):
         raise CheckpointError(f'{dst} is a directory; pass a file name as DST.')
-    directory = os.path.dirname(os.path.abspath(dst))
-    tmp = os.path.join(directory, f'.{os.path.basename(dst)}.{uuid.uuid4().hex[:8]}.tmp')
     try:
-        os.makedirs(directory, exist_ok=True)
-        with open(tmp, 'xb') as file:
+        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+        with atomic_file(dst, 'wb') as file:
             write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, dst)
     except OSError as exc:
         raise CheckpointError(f'Could not write {dst} ({exc.strerror or exc}); check that its '
                               f'directory is writable and has free space.') from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_backbone(backbone: Dict[str, torch.Tensor], dst: str) -> None:

@@ -105,7 +105,9 @@ def _reseed_empty(best_sim: torch.Tensor, labels: torch.Tensor,
     """
     num_points = labels.shape[0]
     device = labels.device
-    counts = torch.bincount(labels, minlength=num_clusters)  # (K, )
+    # scatter_add_, not bincount: bincount's output size depends on the data (a host sync on CUDA).
+    counts = torch.zeros(num_clusters, dtype=torch.long, device=device).scatter_add_(
+        0, labels, torch.ones_like(labels))  # (K, )
     empty = counts == 0  # (K, )
     # The closest point of each cluster (lowest index among ties) is protected.
     cluster_best = torch.full((num_clusters, ), -2.0, device=device).scatter_reduce(

@@ -1,0 +1,7 @@
+# mmpretrain's DenseCL recipe with its loss_lambda warm-up actually enabled: mmpretrain's config
+# never adds DenseCLHook. The author used start_iters=10000 (WXinlong/DenseCL#16) for this very
+# recipe (ImageNet, batch 256 = 5004 iterations per epoch), i.e. the first 2 of 200 epochs.
+_base_ = 'mmpretrain::densecl/densecl_resnet50_8xb32-coslr-200e_in1k.py'
+custom_imports = dict(imports=['dsc_mm'], allow_failed_imports=False)
+
+custom_hooks = [dict(type='DenseCLHook', start_iters=10000)]

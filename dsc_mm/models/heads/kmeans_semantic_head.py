@@ -1,0 +1,92 @@
+"""DSC-KM: pixel classes from spherical k-means on the global key pool."""
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import broadcast
+from mmpretrain.registry import MODELS
+
+from ..utils import spherical_kmeans
+from .base_semantic_head import BaseSemanticHead
+
+
+@MODELS.register_module()
+class KMeansSemanticHead(BaseSemanticHead):
+    """DSC-KM: spherical k-means labels + supervised pixel contrast.
+
+    Each step clusters the global key pool into K classes with ``num_iters`` Lloyd steps,
+    warm-started from the previous step's centroids (k-means++ at the very first step); the
+    centroids are a buffer, so they are checkpointed and restored on resume. A query pixel takes
+    the label of its matched key pixel; its positives are all pool pixels with that label and
+    the denominator runs over the whole pool (supervised contrastive loss)::
+
+        L_i = -1/|P(i)| sum_{p in P(i)} log exp(r_i.t_p/T) / sum_{a in pool} exp(r_i.t_a/T)
+
+    ``P(i)`` always contains the matched key pixel itself, so it is never empty.
+
+    Args:
+        num_classes (int): K. Defaults to 128.
+        feat_dim (int): C. Defaults to 128.
+        num_iters (int): Lloyd steps per training step. Defaults to 10.
+        temperature (float): T. Defaults to 0.2.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self,
+                 num_classes: int = 128,
+                 feat_dim: int = 128,
+                 num_iters: int = 10,
+                 temperature: float = 0.2,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(num_classes, feat_dim, temperature, init_cfg=init_cfg)
+        self.num_iters = num_iters
+        self.register_buffer('centroids', torch.zeros(num_classes, feat_dim))
+        self.register_buffer('initialized', torch.zeros((), dtype=torch.bool))
+        # Host copy of ``initialized``, so the warm-start decision costs no device sync per
+        # step; None means "read the buffer once" (after construction or load_state_dict).
+        self._host_initialized: Optional[bool] = None
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._host_initialized = None
+
+    @torch.no_grad()
+    def cluster(self, pool: torch.Tensor) -> torch.Tensor:
+        """Update the centroids on ``pool`` and return its labels.
+
+        Every process clusters the same (all-gathered) pool; rank 0's result is then broadcast
+        (a no-op with one process) so that labels agree exactly even if kernels differ in
+        rounding between devices.
+
+        Args:
+            pool (torch.Tensor): Unit key pixels of the global batch. # (N, C)
+
+        Returns:
+            torch.Tensor: Labels in [0, K). # (N, )
+        """
+        if self._host_initialized is None:
+            self._host_initialized = bool(self.initialized)
+        init = self.centroids if self._host_initialized else None
+        labels, centroids = spherical_kmeans(
+            pool, self.num_classes, num_iters=self.num_iters, init_centroids=init)
+        broadcast(labels, src=0)
+        broadcast(centroids, src=0)
+        self.centroids.copy_(centroids)
+        self.initialized.fill_(True)
+        self._host_initialized = True
+        return labels
+
+    def loss(self, query: torch.Tensor, pool: torch.Tensor, match_index: torch.Tensor,
+             cur_iter: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """See :meth:`BaseSemanticHead.loss`."""
+        pool_labels = self.cluster(pool)  # (N, )
+        query_labels = pool_labels[match_index]  # (M, )
+        logits = query @ pool.t().to(query.dtype) / self.temperature  # (M, N)
+        log_prob = F.log_softmax(logits, dim=1)
+        positive = (query_labels[:, None] == pool_labels[None, :]).to(log_prob.dtype)  # (M, N)
+        loss = -((positive * log_prob).sum(1) / positive.sum(1)).mean()
+        # Usage counted on a plain nearest-centroid assignment: the k-means labels are never
+        # empty because empty clusters are re-seeded, which would hide a collapse.
+        with torch.no_grad():
+            nearest = (pool @ self.centroids.t().to(pool.dtype)).argmax(dim=1)  # (N, )
+        return dict(loss=loss, **self.cluster_stats(nearest))

@@ -1,0 +1,4 @@
+"""Self-supervised algorithms."""
+from .dsc import DSC
+
+__all__ = ['DSC']

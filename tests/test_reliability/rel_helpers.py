@@ -1,0 +1,151 @@
+"""Helpers of the reliability tests: generated scenes, tools run in or out of process, toy runs."""
+import importlib.util
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from mmengine.registry import METRICS, MODELS
+from mmengine.runner import Runner
+from torch import nn
+from torch.utils.data import Dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The tiny DSC-KM pretraining used by the tests that run tools/train.py.
+TINY_DSC = 'tests/test_reliability/configs/dsc-km_resnet18_tiny_reliability.py'
+
+
+def tool_env(**extra) -> dict:
+    """Environment of a tool subprocess: CPU only, one thread (deterministic, shares 2 cores)."""
+    return dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
+                PYTHONDONTWRITEBYTECODE='1', **extra)
+
+
+def run_tool(args, timeout=300, **env) -> subprocess.CompletedProcess:
+    """``python ARGS`` from the repository root (e.g. ``['tools/train.py', CONFIG, ...]``)."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO_ROOT, env=tool_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` as a module (its ``main(argv)`` runs in this process)."""
+    spec = importlib.util.spec_from_file_location(f'dsc_mm_tool_{name}',
+                                                  REPO_ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def exit_message(main, argv) -> str:
+    """Run a tool's ``main(argv)`` in process; return the message it exits with."""
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in argv])
+    return str(info.value.code)
+
+
+@pytest.fixture(scope='session')
+def scenes(tmp_path_factory) -> Path:
+    """Generated scenes with 12 unlabeled 64 px images (``<root>/unlabeled``)."""
+    from dsc_mm.datasets.scenes import generate_scenes
+    root = tmp_path_factory.mktemp('rel_scenes') / 'scenes'
+    return generate_scenes(root, num_train=1, num_val=1, num_unlabeled=12, size=64, seed=0)
+
+
+class _RunsCode:
+    """Unpickling this creates ``marker``: what a malicious checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+@pytest.fixture
+def evil_checkpoint(tmp_path):
+    """``(path, marker)``: a checkpoint that creates ``marker`` if it is ever unpickled."""
+    marker = tmp_path / 'code_was_executed'
+    path = tmp_path / 'evil.pth'
+    state = {'backbone.conv1.weight': torch.zeros(64, 3, 7, 7)}
+    torch.save({'state_dict': state, 'meta': {'payload': _RunsCode(marker)}}, path)
+    assert not marker.exists()
+    return path, marker
+
+
+# ----------------------------------------------------------------- toy mmengine runs
+class ToyDataset(Dataset):
+    """Samples drawn from numpy's global generator, as augmentations do."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        return dict(inputs=torch.from_numpy(np.random.rand(2).astype(np.float32)))
+
+
+@MODELS.register_module(name='RelToyModel', force=True)
+class ToyModel(BaseModel):
+    """A linear model whose loss draws from torch's global generator every step (like
+    shuffle-BN or an RPN sampler) and becomes NaN at step ``nan_at`` (1-based) if given."""
+
+    def __init__(self, nan_at=None):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+        self.nan_at = nan_at
+        self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        noise = torch.rand(inputs.shape[0], 1)
+        if mode == 'predict':
+            return list(self.linear(inputs) - noise)
+        loss = ((self.linear(inputs) - noise) ** 2).mean()
+        self.steps += 1
+        if self.nan_at is not None and int(self.steps) == self.nan_at:
+            loss = loss * float('nan')
+        return dict(loss_toy=loss)
+
+
+def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=None,
+               val=False) -> Runner:
+    """A Runner on :class:`ToyModel`, checkpoint every ``interval`` iterations."""
+    loader = dict(dataset=ToyDataset(), sampler=dict(type='InfiniteSampler', shuffle=True),
+                  batch_size=2, num_workers=0, collate_fn=dict(type='default_collate'))
+    val_kwargs = {}
+    if val:
+        val_kwargs = dict(val_dataloader=dict(loader, sampler=dict(type='DefaultSampler',
+                                                                   shuffle=True)),
+                          val_cfg=dict(type='ValLoop'),
+                          val_evaluator=dict(type='ToyRandomMetric'))
+    return Runner(
+        model=dict(type='RelToyModel', nan_at=nan_at),  # built after seeding
+        work_dir=str(work_dir),
+        train_dataloader=loader,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters,
+                       val_interval=interval if val else max_iters + 1),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=interval,
+                                           by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[dict(type=h) for h in hooks],
+        randomness=dict(seed=0),
+        resume=resume,
+        experiment_name=f'rel-{uuid.uuid4().hex[:8]}',  # Runner singletons are per name
+        default_scope='mmengine',
+        **val_kwargs)
+
+
+@METRICS.register_module(name='ToyRandomMetric', force=True)
+class ToyRandomMetric(BaseMetric):
+    """Counts validation samples (validation itself draws from the generators)."""
+
+    def process(self, data_batch, data_samples):
+        self.results.append(len(data_batch['inputs']))
+
+    def compute_metrics(self, results):
+        return dict(samples=float(sum(results)))

@@ -1,0 +1,131 @@
+"""Config and checkpoint mistakes: tools/train.py and the converter print one sentence naming the
+file, the bad name and what to use instead, before any training output."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dsc_mm.datasets.checks import check_coco_images
+from rel_helpers import TINY_DSC, exit_message, load_tool, run_tool
+
+DET_TINY = 'configs/detection/mask-rcnn_r18-fpn_tiny_coco-tiny.py'
+DET_R50 = 'configs/detection/faster-rcnn_r50-c4-syncbn_ms-24k_voc0712.py'
+DET_R18 = 'configs/detection/faster-rcnn_r18-c4_tiny_scenes-voc.py'
+
+
+@pytest.fixture(scope='module')
+def train_main():
+    return load_tool('train').main
+
+
+@pytest.fixture(scope='module')
+def convert_main():
+    return load_tool('convert_checkpoint').main
+
+
+def test_unknown_method_name_is_one_sentence_with_the_nearest_name(tmp_path):
+    work_dir = tmp_path / 'work'
+    result = run_tool(['tools/train.py', TINY_DSC, '--work-dir', work_dir,
+                       '--cfg-options', 'model.type=DSCC'])
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: Config {TINY_DSC}: model has type='DSCC', which is not registered in "
+        "mmpretrain's model registry; did you mean 'DSC'?")
+    assert not work_dir.exists()  # stopped before the Runner made anything
+
+
+@pytest.mark.parametrize('option, path, key, suggestion', [
+    ('model.queue_lenn=64', 'model', 'queue_lenn', "'queue_len'"),
+    ('model.semantic_head.num_iter=3', 'model.semantic_head', 'num_iter', "'num_iters'"),
+    ('model.pixel_head.cross_view_top_k=1', 'model.pixel_head', 'cross_view_top_k',
+     "'cross_view_topk'"),
+])
+def test_misspelt_key_names_the_key_and_the_nearest_valid_one(train_main, tmp_path, option,
+                                                              path, key, suggestion):
+    message = exit_message(train_main, [TINY_DSC, '--work-dir', tmp_path / 'w',
+                                        '--cfg-options', option])
+    assert message.startswith(f'error: Config {TINY_DSC}: {path} '), message
+    assert f"has no argument '{key}'; did you mean {suggestion}" in message
+    assert not (tmp_path / 'w').exists()
+
+
+def test_misspelt_dataset_type_in_a_downstream_config(train_main, tmp_path):
+    message = exit_message(train_main, [DET_TINY, '--work-dir', tmp_path / 'w', '--cfg-options',
+                                        'train_dataloader.dataset.type=CocoDatset'])
+    assert message.startswith(f"error: Config {DET_TINY}: train_dataloader.dataset has "
+                              "type='CocoDatset', which is not registered in mmdet's dataset "
+                              "registry; did you mean 'CocoDataset'"), message
+
+
+def test_coco_json_with_missing_images_fails_before_training(train_main, tmp_path):
+    root = tmp_path / 'coco'
+    (root / 'annotations').mkdir(parents=True)
+    (root / 'train2017').mkdir()
+    images = [dict(id=i, file_name=f'{i:012d}.jpg', height=32, width=32) for i in range(3)]
+    for image in images[:2]:  # the third is missing
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / 'train2017' /
+                                                               image['file_name'])
+    ann = root / 'annotations' / 'instances_train2017.json'
+    ann.write_text(json.dumps(dict(images=images, annotations=[], categories=[])))
+    work_dir = tmp_path / 'work'
+    message = exit_message(train_main, [
+        DET_TINY, '--work-dir', work_dir, '--no-validate', '--cfg-options',
+        f'train_dataloader.dataset.data_root={root}/'])
+    assert message == (f'error: 1 of 3 images listed in {ann} are missing under '
+                       f'{root}/train2017/: 000000000002.jpg; fix data_prefix.img in the config '
+                       f'or restore the files.'), message
+    assert not work_dir.exists()
+
+
+def test_check_coco_images_reports_every_failure_mode(tmp_path, shared_data):
+    coco = shared_data / 'coco_tiny'
+    assert check_coco_images(str(coco / 'annotations' / 'instances_val2017.json'),
+                             str(coco / 'val2017')) == 50
+    with pytest.raises(ValueError, match='50 of 50 images listed in .* are missing under .*'
+                                         'and 45 more; fix data_prefix.img'):
+        check_coco_images(str(coco / 'annotations' / 'instances_val2017.json'), str(tmp_path))
+    with pytest.raises(ValueError, match='does not exist'):
+        check_coco_images(str(tmp_path / 'none.json'), str(tmp_path))
+    (tmp_path / 'list.json').write_text('[1, 2]')
+    with pytest.raises(ValueError, match='not a COCO json'):
+        check_coco_images(str(tmp_path / 'list.json'), str(tmp_path))
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    """A ResNet-18 pretraining-style checkpoint and a detector checkpoint."""
+    from mmpretrain.models import ResNet
+    root = tmp_path_factory.mktemp('ckpts')
+    r18 = ResNet(depth=18).state_dict()
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in r18.items()}}, root / 'r18.pth')
+    torch.save({'state_dict': {'rpn_head.rpn_conv.weight': torch.zeros(4, 4, 3, 3),
+                               'roi_head.bbox_head.fc_cls.weight': torch.zeros(21, 8)}},
+               root / 'detector.pth')
+    return root
+
+
+def test_converter_refuses_the_wrong_kind_or_depth(convert_main, checkpoints, tmp_path, capsys):
+    out = tmp_path / 'out.pth'
+    assert convert_main([str(checkpoints / 'detector.pth'), str(out), '--to', 'mmdet']) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"convert_checkpoint: error: {checkpoints / 'detector.pth'} is a "
+                          'detector/segmentor checkpoint') and '\n' not in err
+    assert convert_main([str(checkpoints / 'r18.pth'), str(out), '--to', 'mmdet',
+                         '--depth', '50']) == 1
+    assert 'holds a ResNet-18 backbone but the target is ResNet-50' in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_pretrained_of_the_wrong_kind_or_architecture_is_refused(train_main, checkpoints,
+                                                                 tmp_path):
+    message = exit_message(train_main, [DET_R50, '--work-dir', tmp_path / 'a',
+                                        '--pretrained', checkpoints / 'r18.pth'])
+    assert message.startswith(f"error: {checkpoints / 'r18.pth'} holds a ResNet-18 backbone "
+                              'but the target is ResNet-50'), message
+    message = exit_message(train_main, [DET_R18, '--work-dir', tmp_path / 'b',
+                                        '--pretrained', checkpoints / 'detector.pth'])
+    assert 'is a detector/segmentor checkpoint' in message
+    assert not os.path.exists(tmp_path / 'a') and not os.path.exists(tmp_path / 'b')
