@@ -2,7 +2,6 @@
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from mmengine.dist import broadcast
 from mmpretrain.registry import MODELS
 
@@ -82,9 +81,17 @@ class KMeansSemanticHead(BaseSemanticHead):
         pool_labels = self.cluster(pool)  # (N, )
         query_labels = pool_labels[match_index]  # (M, )
         logits = query @ pool.t().to(query.dtype) / self.temperature  # (M, N)
-        log_prob = F.log_softmax(logits, dim=1)
-        positive = (query_labels[:, None] == pool_labels[None, :]).to(log_prob.dtype)  # (M, N)
-        loss = -((positive * log_prob).sum(1) / positive.sum(1)).mean()
+        # L_i = lse_i - mean_{p in P(i)} r_i.t_p / T. The positives' mean needs no (M, N) mask:
+        # sum_{p in class c} r_i.t_p = r_i.(sum of class c's pixels), so a (K, C) matrix of
+        # class sums replaces the mask, log_softmax and product (three (M, N) buffers fewer).
+        with torch.no_grad():
+            pool32 = pool.float()  # float32 sums even under AMP
+            class_sums = torch.zeros_like(self.centroids).index_add_(0, pool_labels, pool32)
+            class_sizes = torch.zeros_like(self.centroids[:, 0]).index_add_(
+                0, pool_labels, torch.ones_like(pool32[:, 0]))  # (K, ), >= 1 for query labels
+        positive_mean = (query.float() * class_sums[query_labels]).sum(1) / (
+            class_sizes[query_labels] * self.temperature)  # (M, )
+        loss = (torch.logsumexp(logits.float(), dim=1) - positive_mean).mean()
         # Usage counted on a plain nearest-centroid assignment: the k-means labels are never
         # empty because empty clusters are re-seeded, which would hide a collapse.
         with torch.no_grad():
