@@ -87,7 +87,7 @@ def test_interrupted_run_leaves_nothing_that_looks_complete(tmp_path, monkeypatc
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(scenes, '_write_unlabeled', interrupt)
+    monkeypatch.setattr(scenes.writer, '_write_unlabeled', interrupt)
     with pytest.raises(KeyboardInterrupt):
         generate_scenes(tmp_path / 'scenes', num_train=2, num_val=1, num_unlabeled=1, size=64)
     assert list(tmp_path.iterdir()) == []
