@@ -106,16 +106,16 @@ TINY = Suite(
         Protocol('coco-det', 'Scenes COCO (Mask R-CNN R18-FPN)',
                  'configs/detection/mask-rcnn_r18-fpn_tiny_scenes.py', COCO_DET, scale=100.,
                  # CocoMetric scores every image of the annotation file: no val subset here.
-                 options=_short_schedule(30)),
+                 options=_short_schedule(60)),
         Protocol('voc-seg', 'Scenes VOC seg (FCN R18-D8)',
                  'configs/segmentation/fcn_r18-d8-plain_tiny_scenes-voc.py', SEG,
-                 options=_short_schedule(40) + ('param_scheduler.0.end=40',
-                                                'val_dataloader.dataset.indices=16')),
+                 options=_short_schedule(120) + ('param_scheduler.0.end=120',
+                                                 'val_dataloader.dataset.indices=16')),
     ),
     data_env='DSC_MM_SCENES',
     default_data='data/scenes',
-    pretrain_options=('train_cfg.max_iters=120', 'default_hooks.checkpoint.interval=40',
-                      'param_scheduler.0.T_max=120', 'param_scheduler.0.end=120'),
+    pretrain_options=('train_cfg.max_iters=200', 'default_hooks.checkpoint.interval=50',
+                      'param_scheduler.0.T_max=200', 'param_scheduler.0.end=200'),
 )
 
 MINI_REAL = Suite(
