@@ -175,6 +175,7 @@ class BenchmarkRunner:
         """Generate the tiny suite's scenes if missing; check that other data roots exist."""
         if self.suite.name == 'tiny':
             from ..datasets.scenes import generate_scenes
+            self.log(f'[benchmark] scenes in {self.data} (generated if missing or outdated)')
             generate_scenes(self.data)  # a no-op when the same scenes are already there
         elif self.data and not osp.isdir(self.data):
             raise FileNotFoundError(f'Data root {self.data} does not exist; pass --data with '
