@@ -57,9 +57,9 @@ def register_safe_globals():
 def init_cpu_distributed(launcher: str) -> bool:
     """Initialise a gloo process group for ``--launcher pytorch`` on a machine without CUDA.
 
-    mmengine's ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` first and fails on CPU
-    (open-mmlab/mmengine#1279). The Runner skips its own ``init_dist`` when a process group
-    already exists, so we create one with the gloo backend from torchrun's environment.
+    mmengine 0.10.7's ``init_dist('pytorch')`` (``_init_dist_pytorch``) calls
+    ``torch.cuda.set_device`` first and fails on CPU. The Runner skips its own ``init_dist``
+    when a process group already exists, so we create one with gloo from torchrun's environment.
 
     Returns:
         bool: True if this function created the process group.
@@ -79,7 +79,7 @@ def cpu_ddp_cfg(cfg) -> None:
     - ``model_wrapper_cfg.device_ids=None``: mmengine defaults ``device_ids`` to the local rank,
       which DDP rejects for CPU modules.
     - SyncBN -> BN: with a process group torch's ``SyncBatchNorm`` refuses CPU tensors and
-      mmcv's ``MMSyncBN`` has no CPU kernel (pytorch/pytorch#63662). Statistics become per
+      mmcv's ``MMSyncBN`` has no CPU kernel. Statistics become per
       process, which is the documented CPU limitation.
     """
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
