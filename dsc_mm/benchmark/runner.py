@@ -209,26 +209,25 @@ class BenchmarkRunner:
 
     def cells(self) -> List[dict]:
         """All cell records on disk for this suite's methods and protocols."""
-        out = []
-        for m in self.methods:
-            for p in self.suite.protocols:
-                for seed in range(self.seeds):
-                    cell = read_json(self.cell_path(m, p, seed))
-                    if cell:
-                        out.append(cell)
-        return out
+        cells = (read_json(self.cell_path(m, p, seed)) for m, p, seed in self._grid())
+        return [cell for cell in cells if cell]
 
     def collect(self) -> List[dict]:
         """Record cells from finished fine-tuning work dirs without running anything."""
-        for m in self.methods:
-            for p in self.suite.protocols:
-                for seed in range(self.seeds):
-                    metrics = final_metrics(self.finetune_dir(m, p, seed), p.metrics, p.scale)
-                    if metrics is not None:
-                        self._record_done(Step('finetune', m, p, seed), metrics, seconds=None)
+        for m, p, seed in self._grid():
+            metrics = final_metrics(self.finetune_dir(m, p, seed), p.metrics, p.scale)
+            if metrics is not None:
+                self._record_done(Step('finetune', m, p, seed), metrics, seconds=None)
         return self.cells()
 
     # --------------------------------------------------------------- helpers
+    def _grid(self):
+        """Every (method, protocol, seed) cell of the table, in table order."""
+        for m in self.methods:
+            for p in self.suite.protocols:
+                for seed in range(self.seeds):
+                    yield m, p, seed
+
     def _guess(self, kind: str) -> float:
         done = self.durations[kind]
         return sum(done) / len(done) if done else GUESS_SECONDS[kind]
