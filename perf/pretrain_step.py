@@ -23,9 +23,9 @@ right after building the model, the optimizer and the batch); on CUDA
 
 Usage (from the repository root)::
 
-    python benchmarks/pretrain_step.py --depth 18                       # CPU, ResNet-18
-    python benchmarks/pretrain_step.py --depth 50 --batch 4 --threads 1 --clock process
-    python benchmarks/pretrain_step.py --device cuda --batch 32 --amp --channels-last
+    python perf/pretrain_step.py --depth 18                       # CPU, ResNet-18
+    python perf/pretrain_step.py --depth 50 --batch 4 --threads 1 --clock process
+    python perf/pretrain_step.py --device cuda --batch 32 --amp --channels-last
 """
 import argparse
 import contextlib
@@ -43,7 +43,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._common import (current_rss_mib, make_clock, peak_rss_mib,  # noqa: E402
+from perf._common import (current_rss_mib, make_clock, peak_rss_mib,  # noqa: E402
                                 reset_peak_rss, rotations, summarize, synchronize)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
