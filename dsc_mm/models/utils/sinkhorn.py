@@ -45,7 +45,7 @@ def sinkhorn_knopp(scores: torch.Tensor, eps: float = 0.05, num_iters: int = 3) 
         raise ValueError(f'sinkhorn_knopp needs num_iters >= 1 scaling rounds (the last one '
                          f'makes the rows distributions), got num_iters={num_iters}.')
     num_points, num_protos = scores.shape
-    # float32 with autocast off: a bf16/fp16 logsumexp over N pixels loses the small masses.
+    # float32 with autocast off, whatever an autocast policy would do with these ops.
     with float32_region(scores.device):
         log_q = scores.float() / eps  # (N, K), a new tensor: the in-place updates spare scores
         # In place: at large N the passes over the (N, K) matrix are memory-bound (1.8x faster).

@@ -1,11 +1,12 @@
 """Under CPU bf16 autocast, clustering, Sinkhorn and the log-sum-exps over pools and queues
-run in float32: same labels, same codes, same losses as without autocast."""
+run in float32: same labels and the same losses as without autocast (Sinkhorn's scores are
+checked through the DSC-PM loss: the scores matmul is the op autocast would lower)."""
 import pytest
 import torch
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from dsc_mm.models.utils import kmeans, sinkhorn_knopp, spherical_kmeans
+from dsc_mm.models.utils import kmeans, spherical_kmeans
 
 
 def bf16():
@@ -43,15 +44,6 @@ def test_kmeans_runs_in_float32_with_the_float32_labels(monkeypatch):
         labels, centroids = spherical_kmeans(pool, 5, generator=gen.manual_seed(0))
     assert set(dtypes) == {torch.float32} and centroids.dtype == torch.float32
     assert torch.equal(labels, labels32) and torch.equal(centroids, centroids32)
-
-
-def test_sinkhorn_codes_are_float32_and_equal_under_autocast():
-    scores = _pool() @ F.normalize(torch.randn(8, 16), dim=1).t()
-    expected = sinkhorn_knopp(scores)
-    with bf16():
-        codes = sinkhorn_knopp(scores)
-    assert codes.dtype == torch.float32
-    assert torch.equal(codes, expected)
 
 
 HEADS = [
