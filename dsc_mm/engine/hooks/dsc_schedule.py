@@ -50,6 +50,7 @@ class DSCScheduleHook(Hook):
         if model is None:
             return
         loader = runner.train_dataloader
+        # mmengine's OptimWrapper keeps accumulative_counts only as this attribute (no getter).
         accumulate = getattr(runner.optim_wrapper, '_accumulative_counts', 1)
         steps = steps_per_epoch(len(loader.dataset), loader.batch_size, get_world_size(),
                                 accumulate)
