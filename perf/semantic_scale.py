@@ -199,7 +199,8 @@ def main(argv=None):
     print()
     for name in args.heads:
         (m0, t0, l0), (m1, t1, l1) = results[name, low], results[name, high]
-        print(f'{name}: W={high} vs W={low}: memory x{m1 / m0:.2f}, time x{t1 / t0:.2f}, '
+        memory = f'x{m1 / m0:.2f}' if m0 > 0 else 'n/a (under 1 MiB)'
+        print(f'{name}: W={high} vs W={low}: memory {memory}, time x{t1 / t0:.2f}, '
               f'loss {l1 - l0:+.3f}')
     print(f'\ntotal wall time {time.perf_counter() - start:.0f} s')
 
