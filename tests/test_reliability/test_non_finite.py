@@ -121,3 +121,12 @@ def test_named_checkpoint_after_a_divergent_step_resumes_and_trains_on(scenes, t
     assert final['meta']['iter'] == 4 and _all_finite(final)
     lrs = {group['lr'] for group in final['optimizer']['param_groups']}
     assert max(lrs) < 1  # the config's schedule, not the spike
+
+
+def test_resume_restores_the_learning_rate_saved_in_the_checkpoint(tmp_path):
+    # Why the message says "start again" for a lower learning rate: mmengine's resume loads the
+    # optimizer's param_groups, so a lower lr in the config does not apply to a resumed run.
+    toy_runner(tmp_path, max_iters=2, lr=0.05).train()
+    resumed = toy_runner(tmp_path, max_iters=3, lr=0.001, resume=True)
+    resumed.train()
+    assert [g['lr'] for g in resumed.optim_wrapper.optimizer.param_groups] == [0.05]
