@@ -40,7 +40,7 @@ suite = Suite('fake', methods=(Method('random', 'Random init'), Method('random-b
               protocols=(Protocol('det', 'Det', 'det.py', {{'AP': 'fake/AP'}}, scale=100.),
                          Protocol('seg', 'Seg', 'seg.py', {{'mIoU': 'mIoU'}})),
               data_env='UNUSED', default_methods=('random', 'random-b'))
-runner = FakeTrainRunner(suite, suite.methods, {work!r}, seeds=2)
+runner = FakeTrainRunner(suite, suite.methods, {work!r}, seeds=1)
 runner.run(on_cell_done=lambda: write_report(runner, quiet=True))
 print(write_report(runner))
 '''
@@ -73,12 +73,12 @@ def test_killed_benchmark_resumes_without_redoing_cells(tmp_path, repo_root):
     proc = subprocess.Popen([sys.executable, str(driver)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while len(_done_cells(work)) < 3 and time.time() < deadline:
+    while len(_done_cells(work)) < 2 and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the fake training it runs
     proc.wait()
     done_before = _done_cells(work)
-    assert 3 <= len(done_before) < 8, 'the kill must land mid-run'
+    assert 2 <= len(done_before) < 4, 'the kill must land mid-run'
     calls_before = len(calls.read_text().splitlines())
 
     result = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True,
@@ -87,14 +87,14 @@ def test_killed_benchmark_resumes_without_redoing_cells(tmp_path, repo_root):
     rerun = calls.read_text().splitlines()[calls_before:]
     assert not set(rerun) & set(done_before), 'a finished cell was computed again'
     done_after = _done_cells(work)
-    assert len(done_after) == 8
+    assert len(done_after) == 4
     for work_dir, record in done_before.items():
         assert done_after[work_dir] == record  # finished results are left untouched
     table = (work / 'results.md').read_text()
-    assert '| Random init | 10.5 ± 0.7 | 40.5 ± 0.7 |' in table
+    assert '| Random init | 10.0 | 40.0 |' in table, table
     assert (work / 'results.png').stat().st_size > 0
     assert json.loads((work / 'results.json').read_text())['table']['random-b']['seg']['mIoU'][
-        'n'] == 2
+        'n'] == 1
 
 
 def test_plan_order_and_commands(tmp_path):
