@@ -52,6 +52,7 @@ def _candidates(registry: Registry) -> List[str]:
 
 
 def _suggest(name: str, valid: List[str]) -> str:
+    valid = list(dict.fromkeys(valid))  # a **kwargs chain can name an argument twice
     close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
     if close:
         return f"did you mean {' or '.join(repr(c) for c in close)}?"
