@@ -49,7 +49,8 @@ def image_problem(path: str, backend_args: Optional[dict] = None) -> Optional[st
     in full, exactly as :class:`LoadImageRGB` will (:func:`decode_rgb`), which notices a
     truncated file or a broken data stream. A JPEG is also decoded by libjpeg through OpenCV,
     and a libjpeg warning about damaged data (bytes overwritten mid-stream, which PIL silently
-    patches with gray blocks) counts as corrupt (:func:`~dsc_mm.datasets.checks.jpeg_data_warnings`).
+    patches with gray blocks) counts as corrupt
+    (:func:`~dsc_mm.datasets.checks.jpeg_data_warnings`).
     Damage that leaves a valid stream (JPEG has no checksum) cannot be noticed.
     """
     try:
