@@ -1,4 +1,5 @@
 """Training-loop hooks for reliability, registered in mmengine's root HOOKS registry."""
+from .dsc_schedule import DSCScheduleHook, steps_per_epoch
 from .non_finite import NonFiniteLossError, NonFiniteLossHook, non_finite_terms
 from .rng_state import RNGStateHook, get_rng_state, set_rng_state
 
