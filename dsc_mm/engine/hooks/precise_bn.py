@@ -77,14 +77,16 @@ class PreciseBNBeforeEvalHook(Hook):
 
     It runs in ``after_train_iter`` / ``after_train_epoch`` of the step after which the train
     loop validates (or its last step), so the evaluation and the checkpoint saved at that
-    step (``CheckpointHook`` has a lower priority) both carry the recomputed statistics.
+    step both carry the recomputed statistics: priority ``NORMAL``, after
+    ``NonFiniteLossHook`` (``ABOVE_NORMAL``, stops a diverged run first) and before
+    ``CheckpointHook`` (``VERY_LOW``).
 
     Args:
         num_iters (int): Training batches to average over. detectron2's default and the
             papers' setting is 200, at the protocol's total batch (e.g. 8 GPUs x 2).
     """
 
-    priority = 'ABOVE_NORMAL'
+    priority = 'NORMAL'
 
     def __init__(self, num_iters: int = 200) -> None:
         if num_iters < 1:
