@@ -63,6 +63,8 @@ def test_voc_detection_model(voc_det):
     assert model.roi_head.bbox_head.num_classes == 20
     pre = model.data_preprocessor
     assert pre.mean == TORCHVISION_MEAN and pre.std == TORCHVISION_STD and pre.bgr_to_rgb is True
+    # Batches padded to their largest image only, as detectron2's C4 (no size divisibility).
+    assert pre.pad_size_divisor == 1
 
 
 def test_voc_detection_schedule(voc_det):
