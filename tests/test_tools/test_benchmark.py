@@ -1,11 +1,16 @@
 """tools/benchmark.py: each protocol launched with its own GPU count and seed count."""
+import importlib.util
 import re
-import sys
+from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[2] / 'tools'))
-import benchmark  # noqa: E402  (tools/benchmark.py)
+# tools/benchmark.py, loaded from its file (tools/ is not a package; putting it on sys.path
+# would let tools/test.py shadow the standard library's `test`).
+_spec = importlib.util.spec_from_file_location(
+    'benchmark_tool', Path(__file__).resolve().parents[2] / 'tools' / 'benchmark.py')
+benchmark = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(benchmark)
 
 PAPER_METHODS = ['random', 'mocov2', 'densecl', 'dsc-km', 'dsc-pm']
 
