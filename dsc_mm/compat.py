@@ -10,7 +10,6 @@ import os
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.utils import mkdir_or_exist
 
 from .utils.checkpoint import SAFE_GLOBALS, register_safe_globals  # noqa: F401 (re-exported)
 from .utils.fileio import atomic_file
@@ -84,15 +83,13 @@ def drop_collate_scope(cfg) -> None:
 
 def _atomic_put(self, obj: bytes, filepath) -> None:
     """``LocalBackend.put`` through :func:`atomic_file`."""
-    mkdir_or_exist(os.path.dirname(os.fspath(filepath)))
-    with atomic_file(filepath, 'wb') as file:
+    with atomic_file(filepath, 'wb', makedirs=True) as file:
         file.write(obj)
 
 
 def _atomic_put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
     """``LocalBackend.put_text`` through :func:`atomic_file`."""
-    mkdir_or_exist(os.path.dirname(os.fspath(filepath)))
-    with atomic_file(filepath, 'w', encoding=encoding) as file:
+    with atomic_file(filepath, 'w', makedirs=True, encoding=encoding) as file:
         file.write(obj)
 
 

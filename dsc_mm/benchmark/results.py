@@ -1,7 +1,6 @@
 """Per-cell results on disk: read a run's final metrics, store each cell as an atomic JSON file."""
 import glob
 import json
-import os
 import os.path as osp
 from typing import Dict, Optional
 
@@ -10,8 +9,7 @@ from ..utils import atomic_file
 
 def write_json_atomic(path: str, obj) -> None:
     """Write ``obj`` as JSON so that ``path`` is either the old file or the complete new one."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with atomic_file(path, 'w') as f:
+    with atomic_file(path, 'w', makedirs=True) as f:
         json.dump(obj, f, indent=2, sort_keys=True)
 
 

@@ -5,11 +5,11 @@ Used by ``tools/convert_checkpoint.py`` and by :func:`dsc_mm.transfer.apply_pret
 import os
 import pickle
 from collections import OrderedDict
-from typing import Callable, Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
-from ..utils import CheckpointError, atomic_file, load_checkpoint_file
+from ..utils import CheckpointError, atomic_write, load_checkpoint_file, save_backbone
 from .detectron2 import config_settings, detectron2_shapes, rename_key, to_detectron2
 from .keys import check_depth, detect_depth, extract_backbone
 from .targets import TARGETS, check_against, reference_shapes
@@ -54,31 +54,6 @@ def convert_backbone(checkpoint, path: str, to: str, encoder: str = 'query',
     # Own storage per tensor: a view would make torch.save write its whole base storage.
     backbone = OrderedDict((k, v.detach().clone()) for k, v in backbone.items())
     return backbone, depth
-
-
-def atomic_write(dst: str, write: Callable) -> None:
-    """Write ``dst`` through :func:`dsc_mm.utils.atomic_file`, creating its directory.
-
-    Readers never see a partial file, and a failure (or Ctrl-C) leaves no ``dst`` behind.
-
-    Args:
-        dst (str): Final path; missing parent directories are created.
-        write (callable): ``write(file_object)`` writes the content.
-    """
-    if os.path.isdir(dst):
-        raise CheckpointError(f'{dst} is a directory; pass a file name as DST.')
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-        with atomic_file(dst, 'wb') as file:
-            write(file)
-    except OSError as exc:
-        raise CheckpointError(f'Could not write {dst} ({exc.strerror or exc}); check that its '
-                              f'directory is writable and has free space.') from None
-
-
-def save_backbone(backbone: Dict[str, torch.Tensor], dst: str) -> None:
-    """Atomically save a plain ``{key: tensor}`` dict (``torch.load(weights_only=True)``-safe)."""
-    atomic_write(dst, lambda file: torch.save(dict(backbone), file))
 
 
 def convert_checkpoint(src: str, dst: str, to: str, encoder: str = 'query',

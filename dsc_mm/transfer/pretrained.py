@@ -15,8 +15,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS, MODELS, DefaultScope
 from torch import nn
 
-from ..utils import CheckpointError, load_checkpoint_file
-from .convert import save_backbone
+from ..utils import CheckpointError, load_checkpoint_file, save_backbone
 from .keys import check_depth, detect_depth, extract_backbone, get_state_dict
 from .targets import Shapes, check_against, state_dict_shapes
 
