@@ -2,7 +2,8 @@
 
 A suite names configs only; :mod:`dsc_mm.benchmark.runner` turns it into commands. The columns
 follow the paper tables (method.md): VOC det AP/AP50/AP75, COCO APbb/APmk, VOC and Cityscapes
-mIoU. Tiny and mini-real suites use the same columns on their small stand-in datasets.
+mIoU. Tiny and mini-real suites use the same columns on their small stand-in datasets, each
+protocol on one process at batch 2 with one seed (CPU minutes; ``--seeds`` adds more).
 """
 import re
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ class Protocol:
         metrics: Column name -> metric key logged by the config's evaluator.
         scale: Factor turning the logged value into the paper's percent (COCO logs 0-1).
         options: ``--cfg-options`` of this protocol in this suite (e.g. a shorter schedule).
+        gpus: Processes of a fine-tuning run (1 = plain ``tools/train.py``).
+        total_batch: Images per optimizer step over all processes, the batch the config's lr is
+            for (its ``auto_scale_lr.base_batch_size``); ``tools/train.py`` refuses another.
+        seeds: Fine-tuning runs per cell, averaged in the table (``--seeds`` overrides it).
     """
     key: str
     title: str
@@ -47,6 +52,9 @@ class Protocol:
     metrics: Dict[str, str]
     scale: float = 1.0
     options: Tuple[str, ...] = ()
+    gpus: int = 1
+    total_batch: int = 2
+    seeds: int = 1
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class Suite:
         pretrain_options: ``--cfg-options`` for every pretraining run.
         finetune_options: ``--cfg-options`` for every fine-tuning run.
         data_env: Environment variable the configs read their data root from (``--data``).
-        gpus: Processes per run (1 = plain ``tools/train.py``).
+        gpus: Processes per pretraining run (fine-tuning: each protocol's ``gpus``).
     """
     name: str
     methods: Tuple[Method, ...]
@@ -140,16 +148,22 @@ PAPER = Suite(
     name='paper',
     description='ImageNet-1k pretraining, the published transfer protocols (method.md)',
     methods=_methods('resnet50_8xb32-coslr-200e_in1k'),
+    # The launch of each protocol is part of it (transfer_protocols.md, "Launch"): detection
+    # 8 GPUs x 2 = 16 (detectron2), FCN VOC12aug 4 x 4 = 16 and Cityscapes 4 x 2 = 8 (mmseg);
+    # VOC detection is the mean of 5 runs in the MoCo and DenseCL papers, the others one run.
     protocols=(
         Protocol('voc-det', 'VOC07+12 det (Faster R-CNN R50-C4)',
                  'configs/detection/faster-rcnn_r50-c4-syncbn_ms-24k_voc0712.py', VOC_DET,
-                 scale=100.),
+                 scale=100., gpus=8, total_batch=16, seeds=5),
         Protocol('coco-det', 'COCO det + inst seg (Mask R-CNN R50-FPN 1x)',
-                 'configs/detection/mask-rcnn_r50-fpn-syncbn_1x_coco.py', COCO_DET, scale=100.),
+                 'configs/detection/mask-rcnn_r50-fpn-syncbn_1x_coco.py', COCO_DET, scale=100.,
+                 gpus=8, total_batch=16),
         Protocol('voc-seg', 'VOC12aug seg (FCN R50-D8)',
-                 'configs/segmentation/fcn_r50-d8-plain-syncbn_20k_voc12aug-512x512.py', SEG),
+                 'configs/segmentation/fcn_r50-d8-plain-syncbn_20k_voc12aug-512x512.py', SEG,
+                 gpus=4, total_batch=16),
         Protocol('cityscapes-seg', 'Cityscapes seg (FCN R50-D8)',
-                 'configs/segmentation/fcn_r50-d8-plain-syncbn_40k_cityscapes-769x769.py', SEG),
+                 'configs/segmentation/fcn_r50-d8-plain-syncbn_40k_cityscapes-769x769.py', SEG,
+                 gpus=4, total_batch=8),
     ),
     data_env='DSC_MM_DATA',
     gpus=8,
