@@ -2,56 +2,17 @@
 
 Each workaround names its upstream issue and has a test in ``tests/test_compat.py`` that fails
 when the workaround is removed. Everything here is applied by ``import dsc_mm``, which configs
-trigger through ``custom_imports = dict(imports=['dsc_mm'])``.
+trigger through ``custom_imports = dict(imports=['dsc_mm'])``. The safe-loading allowlist
+lives with the loader in :mod:`dsc_mm.utils.checkpoint` and is re-exported here.
 """
 import builtins
 import os
-import pickle
 
-import numpy as np
 import torch
 import torch.distributed as torch_dist
-from mmengine.utils import mkdir_or_exist
 
+from .utils.checkpoint import SAFE_GLOBALS, register_safe_globals  # noqa: F401 (re-exported)
 from .utils.fileio import atomic_file
-
-
-def _mmengine_checkpoint_globals():
-    """Types found in mmengine checkpoints besides tensors and plain containers.
-
-    mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` (open-mmlab/mmengine#1655).
-    Since torch 2.6 that means ``weights_only=True``, and its own checkpoints no longer load:
-    ``meta['message_hub']`` holds :class:`HistoryBuffer` objects of numpy arrays and numpy
-    scalars. Rather than switching safe loading off (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``),
-    we allow exactly these types, so a pickle that would execute code is still refused.
-    """
-    from mmengine.logging import HistoryBuffer
-    from numpy.core.multiarray import _reconstruct, scalar
-
-    def history_buffer_getattr(obj, name):
-        # HistoryBuffer pickles its statistics table as getattr(HistoryBuffer, 'mean') etc.
-        # Allowing builtins.getattr itself would hand any attribute of any allowed object to
-        # the unpickler, so it is replaced by this narrow stand-in.
-        # The four built-in statistics are registered only once a HistoryBuffer is created.
-        allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
-        if obj is HistoryBuffer and name in allowed:
-            return getattr(obj, name)
-        raise pickle.UnpicklingError(f'refused getattr({obj!r}, {name!r}) while loading a '
-                                     f'checkpoint: only HistoryBuffer statistics are allowed')
-
-    dtype_classes = [type(np.dtype(t)) for t in
-                     (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
-                      np.int8, np.uint8, np.bool_)]
-    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes,
-            (history_buffer_getattr, 'builtins.getattr')]
-
-
-SAFE_GLOBALS = _mmengine_checkpoint_globals()
-
-
-def register_safe_globals():
-    """Allow mmengine's own checkpoint types in ``torch.load(weights_only=True)``."""
-    torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
 
 def init_cpu_distributed(launcher: str) -> bool:
@@ -122,15 +83,13 @@ def drop_collate_scope(cfg) -> None:
 
 def _atomic_put(self, obj: bytes, filepath) -> None:
     """``LocalBackend.put`` through :func:`atomic_file`."""
-    mkdir_or_exist(os.path.dirname(os.fspath(filepath)))
-    with atomic_file(filepath, 'wb') as file:
+    with atomic_file(filepath, 'wb', makedirs=True) as file:
         file.write(obj)
 
 
 def _atomic_put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
     """``LocalBackend.put_text`` through :func:`atomic_file`."""
-    mkdir_or_exist(os.path.dirname(os.fspath(filepath)))
-    with atomic_file(filepath, 'w', encoding=encoding) as file:
+    with atomic_file(filepath, 'w', makedirs=True, encoding=encoding) as file:
         file.write(obj)
 
 

@@ -1,5 +1,4 @@
 """Write ``results.md``, ``results.json`` and ``results.png`` of a benchmark work dir."""
-import os
 import os.path as osp
 import platform
 
@@ -18,8 +17,7 @@ def write_report(runner, quiet: bool = False) -> str:
                 f'Machine: {platform.machine()}, {platform.python_implementation()} '
                 f'{platform.python_version()}; work dir `{runner.work_dir}`.\n\n'
                 + to_markdown(table, methods, protocols))
-    os.makedirs(runner.work_dir, exist_ok=True)
-    with atomic_file(osp.join(runner.work_dir, 'results.md'), 'w') as f:
+    with atomic_file(osp.join(runner.work_dir, 'results.md'), 'w', makedirs=True) as f:
         f.write(markdown)
     write_json_atomic(osp.join(runner.work_dir, 'results.json'), dict(
         suite=suite.name, seeds={p.key: runner.seeds_of(p) for p in protocols}, cells=cells,

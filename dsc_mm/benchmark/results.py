@@ -10,8 +10,7 @@ from ..utils import atomic_file
 
 def write_json_atomic(path: str, obj) -> None:
     """Write ``obj`` as JSON so that ``path`` is either the old file or the complete new one."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with atomic_file(path, 'w') as f:
+    with atomic_file(path, 'w', makedirs=True) as f:
         json.dump(obj, f, indent=2, sort_keys=True)
 
 

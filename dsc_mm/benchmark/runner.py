@@ -100,6 +100,12 @@ class BenchmarkRunner:
     def pretrain_dir(self, method: Method) -> str:
         return osp.join(self.work_dir, 'pretrain', method.key)
 
+    def pretrain_checkpoint(self, method: Method) -> str:
+        """The checkpoint the convert step reads: the user's, else the pretraining run's last."""
+        return method.checkpoint or osp.join(
+            self.pretrain_dir(method),
+            final_checkpoint_name(method.config, self.suite.pretrain_options))
+
     def backbone_path(self, method: Method) -> str:
         return osp.join(self.pretrain_dir(method), 'backbone.pth')
 
@@ -134,8 +140,7 @@ class BenchmarkRunner:
 
     def is_done(self, step: Step) -> bool:
         if step.kind == 'pretrain':
-            final = final_checkpoint_name(step.method.config, self.suite.pretrain_options)
-            return osp.isfile(osp.join(self.pretrain_dir(step.method), final))
+            return osp.isfile(self.pretrain_checkpoint(step.method))
         if step.kind == 'convert':
             return osp.isfile(self.backbone_path(step.method))
         cell = self.read_cell(step.method, step.protocol, step.seed)
@@ -173,12 +178,9 @@ class BenchmarkRunner:
             lines.append(f'export {self.suite.data_env}={shlex.quote(self.data)}')
         for step in self.plan():
             if step.kind == 'convert':
-                src = step.method.checkpoint or osp.join(
-                    self.pretrain_dir(step.method),
-                    final_checkpoint_name(step.method.config, self.suite.pretrain_options))
                 lines.append(shlex.join([
-                    'python', 'tools/convert_checkpoint.py', src, self.backbone_path(step.method),
-                    '--to', 'torchvision']))
+                    'python', 'tools/convert_checkpoint.py', self.pretrain_checkpoint(step.method),
+                    self.backbone_path(step.method), '--to', 'torchvision']))
             else:
                 cmd = self.command(step)
                 if cmd[0] == sys.executable:
@@ -273,9 +275,7 @@ class BenchmarkRunner:
         from ..transfer import convert_checkpoint
         from ..utils import CheckpointError
         method = step.method
-        src = method.checkpoint or osp.join(
-            self.pretrain_dir(method),
-            final_checkpoint_name(method.config, self.suite.pretrain_options))
+        src = self.pretrain_checkpoint(method)
         try:
             self.log('[benchmark]     ' + convert_checkpoint(src, self.backbone_path(method),
                                                            to='torchvision').splitlines()[0])

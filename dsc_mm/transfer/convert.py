@@ -5,13 +5,13 @@ Used by ``tools/convert_checkpoint.py`` and by :func:`dsc_mm.transfer.apply_pret
 import os
 import pickle
 from collections import OrderedDict
-from typing import Callable, Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
-from ..utils import CheckpointError, atomic_file, load_checkpoint_file
+from ..utils import CheckpointError, atomic_write, save_backbone
 from .detectron2 import config_settings, detectron2_shapes, rename_key, to_detectron2
-from .keys import check_depth, detect_depth, extract_backbone
+from .keys import load_backbone
 from .targets import TARGETS, check_against, reference_shapes
 
 #: How each target is named in messages (what the key set was compared with).
@@ -23,13 +23,12 @@ TARGET_NAMES = {
 }
 
 
-def convert_backbone(checkpoint, path: str, to: str, encoder: str = 'query',
+def convert_backbone(path: str, to: str, encoder: str = 'query',
                      depth: Optional[int] = None) -> Tuple['OrderedDict[str, torch.Tensor]', int]:
-    """Extract, depth-check and strictly validate the backbone of a loaded checkpoint.
+    """Load, depth-check and strictly validate the backbone of a checkpoint file.
 
     Args:
-        checkpoint: A loaded checkpoint (mmpretrain pretraining checkpoint or a backbone).
-        path (str): Its file, for messages.
+        path (str): An mmpretrain pretraining checkpoint or a torchvision-keyed backbone.
         to (str): One of :data:`TARGETS`.
         encoder (str): ``'query'`` or ``'key'`` (the EMA key encoder).
         depth (int, optional): Required depth; detected from the block counts when None.
@@ -43,8 +42,7 @@ def convert_backbone(checkpoint, path: str, to: str, encoder: str = 'query',
     """
     if to not in TARGETS:
         raise CheckpointError(f"Unknown conversion target '{to}'; use one of {', '.join(TARGETS)}.")
-    backbone = extract_backbone(checkpoint, path, encoder)
-    depth = check_depth(detect_depth(backbone, path), depth, path)
+    backbone, depth = load_backbone(path, encoder, depth)
     name = TARGET_NAMES[to].format(depth=depth)
     if to == 'detectron2':
         check_against({rename_key(k): v for k, v in backbone.items()},
@@ -54,31 +52,6 @@ def convert_backbone(checkpoint, path: str, to: str, encoder: str = 'query',
     # Own storage per tensor: a view would make torch.save write its whole base storage.
     backbone = OrderedDict((k, v.detach().clone()) for k, v in backbone.items())
     return backbone, depth
-
-
-def atomic_write(dst: str, write: Callable) -> None:
-    """Write ``dst`` through :func:`dsc_mm.utils.atomic_file`, creating its directory.
-
-    Readers never see a partial file, and a failure (or Ctrl-C) leaves no ``dst`` behind.
-
-    Args:
-        dst (str): Final path; missing parent directories are created.
-        write (callable): ``write(file_object)`` writes the content.
-    """
-    if os.path.isdir(dst):
-        raise CheckpointError(f'{dst} is a directory; pass a file name as DST.')
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-        with atomic_file(dst, 'wb') as file:
-            write(file)
-    except OSError as exc:
-        raise CheckpointError(f'Could not write {dst} ({exc.strerror or exc}); check that its '
-                              f'directory is writable and has free space.') from None
-
-
-def save_backbone(backbone: Dict[str, torch.Tensor], dst: str) -> None:
-    """Atomically save a plain ``{key: tensor}`` dict (``torch.load(weights_only=True)``-safe)."""
-    atomic_write(dst, lambda file: torch.save(dict(backbone), file))
 
 
 def check_paths(src: str, dst: str) -> None:
@@ -124,8 +97,7 @@ def convert_checkpoint(src: str, dst: str, to: str, encoder: str = 'query',
         # detectron2's DetectionCheckpointer reads the pickle layout only from '.pkl' files.
         raise CheckpointError(f'detectron2 reads converted weights only from a .pkl file; '
                               f'name the output {os.path.splitext(dst)[0]}.pkl instead of {dst}.')
-    checkpoint = load_checkpoint_file(src)
-    backbone, depth = convert_backbone(checkpoint, src, to, encoder, depth)
+    backbone, depth = convert_backbone(src, to, encoder, depth)
     if to == 'detectron2':
         obj = to_detectron2(backbone)
         atomic_write(dst, lambda file: pickle.dump(obj, file, protocol=pickle.HIGHEST_PROTOCOL))

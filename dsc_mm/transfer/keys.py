@@ -13,11 +13,11 @@ torchvision naming is the project's interchange format.
 """
 import re
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..utils import CheckpointError
+from ..utils import CheckpointError, load_checkpoint_file
 
 #: Where each encoder's backbone lives in an mmpretrain pretraining checkpoint.
 ENCODER_PREFIXES = {'query': 'backbone.', 'key': 'encoder_k.module.0.'}
@@ -169,3 +169,27 @@ def check_depth(detected: int, requested: Optional[int], path: str,
             f'pass a ResNet-{requested} checkpoint or a target of depth {detected} '
             f'({option}{detected}).')
     return detected
+
+
+def load_backbone(path: str, encoder: str = 'query', depth: Optional[int] = None,
+                  option: str = '--depth ') -> 'Tuple[OrderedDict[str, torch.Tensor], int]':
+    """Read the backbone of ``encoder`` from the file ``path`` and check its ResNet depth.
+
+    The one way dsc_mm takes a backbone out of a file (conversion, ``--pretrained``, cluster
+    figures): :func:`dsc_mm.utils.load_checkpoint_file`, :func:`extract_backbone`,
+    :func:`detect_depth` and :func:`check_depth`.
+
+    Args:
+        path (str): An mmpretrain pretraining checkpoint or a torchvision-keyed backbone.
+        encoder (str): ``'query'`` or ``'key'`` (the EMA key encoder).
+        depth (int, optional): Required depth; None accepts the detected one.
+        option (str): Where ``depth`` came from, for the mismatch message.
+
+    Returns:
+        tuple: ``(backbone, depth)``, ``backbone`` = ``{torchvision key: tensor}``.
+
+    Raises:
+        CheckpointError: Unreadable file, no backbone, or another depth than ``depth``.
+    """
+    backbone = extract_backbone(load_checkpoint_file(path), path, encoder)
+    return backbone, check_depth(detect_depth(backbone, path), depth, path, option)

@@ -15,9 +15,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS, MODELS, DefaultScope
 from torch import nn
 
-from ..utils import CheckpointError, load_checkpoint_file
-from .convert import save_backbone
-from .keys import check_depth, detect_depth, extract_backbone, get_state_dict
+from ..utils import CheckpointError, load_checkpoint_file, save_backbone
+from .keys import extract_backbone, get_state_dict, load_backbone
 from .targets import Shapes, check_against, state_dict_shapes
 
 #: ``--pretrained random``: no pretrained weights (the random-init baseline).
@@ -115,9 +114,8 @@ def apply_pretrained(cfg, path: str, encoder: str = 'query') -> Optional[str]:
         _set_init(model_cfg, None)
         return None
 
-    backbone = extract_backbone(load_checkpoint_file(path), path, encoder)
-    check_depth(detect_depth(backbone, path), model_cfg.backbone.get('depth'), path,
-                option='model.backbone.depth=')
+    backbone, _ = load_backbone(path, encoder, model_cfg.backbone.get('depth'),
+                                option='model.backbone.depth=')
     name = osp.basename(cfg.filename) if getattr(cfg, 'filename', None) else 'config'
     part_shapes = config_shapes(cfg)
     check_against(backbone, {k: v for shapes in part_shapes.values() for k, v in shapes.items()},

@@ -2,7 +2,46 @@
 import os
 import pickle
 
+import numpy as np
 import torch
+
+
+def _mmengine_checkpoint_globals():
+    """Types found in mmengine checkpoints besides tensors and plain containers.
+
+    mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` (open-mmlab/mmengine#1655).
+    Since torch 2.6 that means ``weights_only=True``, and its own checkpoints no longer load:
+    ``meta['message_hub']`` holds :class:`HistoryBuffer` objects of numpy arrays and numpy
+    scalars. Rather than switching safe loading off (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``),
+    we allow exactly these types, so a pickle that would execute code is still refused.
+    """
+    from mmengine.logging import HistoryBuffer
+    from numpy.core.multiarray import _reconstruct, scalar
+
+    def history_buffer_getattr(obj, name):
+        # HistoryBuffer pickles its statistics table as getattr(HistoryBuffer, 'mean') etc.
+        # Allowing builtins.getattr itself would hand any attribute of any allowed object to
+        # the unpickler, so it is replaced by this narrow stand-in.
+        # The four built-in statistics are registered only once a HistoryBuffer is created.
+        allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+        if obj is HistoryBuffer and name in allowed:
+            return getattr(obj, name)
+        raise pickle.UnpicklingError(f'refused getattr({obj!r}, {name!r}) while loading a '
+                                     f'checkpoint: only HistoryBuffer statistics are allowed')
+
+    dtype_classes = [type(np.dtype(t)) for t in
+                     (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
+                      np.int8, np.uint8, np.bool_)]
+    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes,
+            (history_buffer_getattr, 'builtins.getattr')]
+
+
+SAFE_GLOBALS = _mmengine_checkpoint_globals()
+
+
+def register_safe_globals():
+    """Allow mmengine's own checkpoint types in ``torch.load(weights_only=True)``."""
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
 
 class CheckpointError(ValueError):
@@ -12,7 +51,7 @@ class CheckpointError(ValueError):
 def load_checkpoint_file(path: str, map_location='cpu'):
     """Load ``path`` with ``torch.load(weights_only=True)``.
 
-    Only tensors, plain containers and the allowlist of :mod:`dsc_mm.compat` are accepted, so a
+    Only tensors, plain containers and the allowlist :data:`SAFE_GLOBALS` are accepted, so a
     file crafted to execute code when unpickled is refused instead of run.
 
     Args:
@@ -25,7 +64,8 @@ def load_checkpoint_file(path: str, map_location='cpu'):
     Raises:
         CheckpointError: Missing file, not a torch checkpoint, or unsafe content.
     """
-    from ..compat import register_safe_globals
+    # ``import dsc_mm`` registers the allowlist already; repeating it (a set union) keeps this
+    # loader correct even after torch's safe_globals were reset by other code.
     register_safe_globals()
     if not os.path.isfile(path):
         raise CheckpointError(f'Checkpoint {path} does not exist; check the path.')

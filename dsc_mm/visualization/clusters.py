@@ -15,14 +15,13 @@ MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
 
 
-def load_backbone(path: str, encoder: str = 'query') -> torch.nn.Module:
+def load_resnet(path: str, encoder: str = 'query') -> torch.nn.Module:
     """An mmpretrain ResNet holding the backbone of ``path`` (pretraining or converted file)."""
     from mmpretrain.models import ResNet
 
-    from ..transfer import detect_depth, extract_backbone
-    from ..utils import load_checkpoint_file
-    weights = extract_backbone(load_checkpoint_file(path), path, encoder)
-    model = ResNet(depth=detect_depth(weights, path))
+    from ..transfer.keys import load_backbone
+    weights, depth = load_backbone(path, encoder)
+    model = ResNet(depth=depth)
     model.load_state_dict(weights, strict=False)  # fc.* is not part of a backbone
     missing = set(model.state_dict()) - set(weights)
     if missing:
@@ -93,7 +92,7 @@ def draw(images: np.ndarray, labels: np.ndarray, path: str, title: str,
 def visualize_clusters(checkpoint: str, image_paths: List[str], out: str, num_clusters: int = 8,
                        size: int = 224, encoder: str = 'query', seed: int = 0) -> dict:
     """Load, cluster and draw; returns a summary (clusters used, feature grid)."""
-    model = load_backbone(checkpoint, encoder)
+    model = load_resnet(checkpoint, encoder)
     images = read_images(image_paths, size)
     labels, used = dense_clusters(model, images, num_clusters, seed)
     draw(images, labels, out, f'{num_clusters} dense clusters over {len(image_paths)} images '

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dsc_mm.visualization.clusters import dense_clusters, load_backbone, visualize_clusters
+from dsc_mm.visualization.clusters import dense_clusters, load_resnet, visualize_clusters
 
 
 def _pretraining_checkpoint(path):
@@ -28,7 +28,7 @@ def test_same_image_gets_same_clusters_and_png_is_written(tmp_path):
         Image.fromarray(rng.integers(0, 255, (80, 90, 3), dtype=np.uint8)).save(p)
         paths.append(str(p))
     paths.append(paths[0])  # the same image twice: its clusters must coincide
-    model = load_backbone(str(ckpt))
+    model = load_resnet(str(ckpt))
     from dsc_mm.visualization.clusters import read_images
     images = read_images(paths, 128)
     labels, used = dense_clusters(model, images, num_clusters=4)
