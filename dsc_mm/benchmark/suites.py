@@ -76,6 +76,9 @@ class Suite:
 VOC_DET = {'AP': 'pascal_voc/mAP', 'AP50': 'pascal_voc/AP50', 'AP75': 'pascal_voc/AP75'}
 COCO_DET = {'APbb': 'coco/bbox_mAP', 'APmk': 'coco/segm_mAP'}
 SEG = {'mIoU': 'mIoU'}
+# mmpretrain's Accuracy logs top-1 in percent.
+IN1K_LINEAR = {'top-1': 'accuracy/top1'}
+PROBE_DIR = 'configs/probe/'
 
 
 def _short_schedule(iters: int) -> Tuple[str, ...]:
@@ -111,6 +114,9 @@ TINY = Suite(
                  'configs/segmentation/fcn_r18-d8-plain_tiny_scenes-voc.py', SEG,
                  options=_short_schedule(120) + ('param_scheduler.0.end=120',
                                                  'val_dataloader.dataset.indices=16')),
+        # Frozen backbone, linear classifier on C5: ranks the representations themselves.
+        Protocol('voc-probe', 'Scenes VOC linear probe (frozen R18-D8)',
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_scenes-voc.py', SEG),
     ),
     data_env='DSC_MM_SCENES',
     default_data='data/scenes',
@@ -120,7 +126,24 @@ TINY = Suite(
 
 MINI_REAL = Suite(
     name='mini-real',
-    description='CPU, the real mini datasets (coco_tiny, coco128_voc, camvid_mini), ResNet-18',
+    description='CPU, the real mini datasets (coco128_voc, camvid_mini), ResNet-18, frozen-'
+                'feature linear probes',
+    methods=_methods('resnet18_tiny_real'),
+    # Fine-tuning 73 / 50 images for 100-200 CPU iterations gave 0.0 detection AP for every
+    # row (README): those columns are in --suite mini-real-finetune, out of the default.
+    protocols=(
+        Protocol('voc-probe', 'coco128-VOC linear probe (frozen R18-D8)',
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_coco128-voc.py', SEG),
+        Protocol('street-probe', 'CamVid mini linear probe (frozen R18-D8)',
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_camvid.py', SEG),
+    ),
+    data_env='DSC_MM_DATA',
+)
+
+MINI_REAL_FINETUNE = Suite(
+    name='mini-real-finetune',
+    description='CPU, the real mini datasets (coco_tiny, coco128_voc, camvid_mini), ResNet-18, '
+                'fine-tuning',
     methods=_methods('resnet18_tiny_real'),
     protocols=(
         Protocol('voc-det', 'coco128-VOC det (Faster R-CNN R18-C4)',
@@ -149,12 +172,14 @@ PAPER = Suite(
                  'configs/segmentation/fcn_r50-d8-plain-syncbn_20k_voc12aug-512x512.py', SEG),
         Protocol('cityscapes-seg', 'Cityscapes seg (FCN R50-D8)',
                  'configs/segmentation/fcn_r50-d8-plain-syncbn_40k_cityscapes-769x769.py', SEG),
+        Protocol('in1k-linear', 'ImageNet linear (frozen R50, 100 ep)',
+                 'configs/classification/resnet50_8xb32-linear-steplr-100e_in1k.py', IN1K_LINEAR),
     ),
     data_env='DSC_MM_DATA',
     gpus=8,
 )
 
-SUITES = {s.name: s for s in (TINY, MINI_REAL, PAPER)}
+SUITES = {s.name: s for s in (TINY, MINI_REAL, MINI_REAL_FINETUNE, PAPER)}
 
 
 def select_methods(suite: Suite, keys: Optional[List[str]] = None,
