@@ -1,7 +1,7 @@
 # Dense linear probe on camvid_mini (CamVid, SegNet 11 classes): frozen ResNet-18-D8 + linear
 # 1x1 conv on C5. The pipeline is deterministic (the dataset's test pipeline: resize to short
 # side 240, labels at full resolution) so FrozenEncoderDecoder computes each image's features
-# once; 25 training images, 300 iterations = 12 epochs.
+# once; 25 training images, 100 iterations = 4 epochs.
 _base_ = [
     './_base_/models/linear-probe_r18-d8-frozen.py',
     '../segmentation/_base_/datasets/camvid_segmentation.py',

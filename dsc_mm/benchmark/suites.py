@@ -2,7 +2,9 @@
 
 A suite names configs only; :mod:`dsc_mm.benchmark.runner` turns it into commands. The columns
 follow the paper tables (method.md): VOC det AP/AP50/AP75, COCO APbb/APmk, VOC and Cityscapes
-mIoU. Tiny and mini-real suites use the same columns on their small stand-in datasets.
+mIoU. The tiny suite uses the same columns on its small stand-in data plus a dense linear probe
+on frozen features (docs/probes.md); the mini-real suite is made of such probes (its fine-tuning
+columns are in mini-real-finetune); the paper suite adds ImageNet linear evaluation.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
