@@ -68,3 +68,16 @@ def test_tiny_probe_cell_runs_and_keeps_the_backbone_frozen(tiny_scenes, tmp_pat
     # The classifier did train (its BN statistics moved away from their initial 0 / 1).
     assert not torch.equal(trained['decode_head.norm.running_mean'],
                            torch.zeros_like(trained['decode_head.norm.running_mean']))
+
+
+def test_protocols_option_selects_columns(repo_root, capsys):
+    import runpy
+    benchmark = runpy.run_path(str(repo_root / 'tools' / 'benchmark.py'), run_name='benchmark')
+    benchmark['main'](['--suite', 'mini-real', '--methods', 'random', '--protocols',
+                       'street-probe', '--data', '/data', '--dry-run'])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == 'export DSC_MM_DATA=/data'
+    assert len(lines) == 2 and 'linear-probe_r18-d8-frozen_tiny_camvid.py' in lines[1]
+    with pytest.raises(SystemExit, match=r"unknown protocol\(s\) \['voc-det'\] for suite "
+                                         r"mini-real; choose from \['street-probe', 'voc-probe'\]"):
+        benchmark['main'](['--suite', 'mini-real', '--protocols', 'voc-det', '--dry-run'])
