@@ -8,11 +8,13 @@ import argparse
 import os
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dsc_mm  # noqa: E402,F401  (registers modules, safe-loading allowlist)
 from dsc_mm.apis import build_runner, scope_of  # noqa: E402
+from dsc_mm.apis.checks import check_config, load_config  # noqa: E402
+from dsc_mm.utils import load_checkpoint_file  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,13 +37,16 @@ def main(argv=None):
     for path in (args.config, args.checkpoint):
         if not os.path.isfile(path):
             sys.exit(f'error: {path} does not exist; check the path.')
-    cfg = Config.fromfile(args.config)
     try:
+        cfg = load_config(args.config)  # syntax errors: one sentence with the line
         scope_of(cfg, args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        check_config(cfg, args.config)
+        # Safe load first: a refused or truncated file is one sentence, not mmengine's traceback.
+        load_checkpoint_file(args.checkpoint)
     except ValueError as exc:
         sys.exit(f'error: {exc}')
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     cfg.load_from = args.checkpoint
     cfg.work_dir = args.work_dir or os.path.join(

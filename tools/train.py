@@ -11,12 +11,13 @@ import argparse
 import os
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dsc_mm  # noqa: E402,F401  (registers modules, safe-loading allowlist)
 from dsc_mm.apis import build_runner, merge_args, scope_of  # noqa: E402
-from dsc_mm.apis.checks import build_train_data, check_config, check_inputs  # noqa: E402
+from dsc_mm.apis.checks import (build_train_data, check_config, check_inputs,  # noqa: E402
+                                load_config)
 from dsc_mm.engine.hooks import NonFiniteLossError  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def main(argv=None):
     if not os.path.isfile(args.config):
         sys.exit(f'Config {args.config} does not exist; pass a file under configs/.')
     try:
-        cfg = Config.fromfile(args.config)
+        cfg = load_config(args.config)  # syntax errors: one sentence with the line
         scope_of(cfg, args.config)
         cfg = merge_args(cfg, args)
         check_config(cfg, args.config)  # unknown types, misspelt keys

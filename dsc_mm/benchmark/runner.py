@@ -24,7 +24,7 @@ from typing import Callable, List, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
-from .results import final_metrics, read_json, write_json_atomic
+from .results import final_metrics, read_cell, write_json_atomic
 from .suites import Method, Protocol, Suite
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -104,6 +104,15 @@ class BenchmarkRunner:
     def cell_path(self, method: Method, protocol: Protocol, seed: int) -> str:
         return osp.join(self.work_dir, 'cells', f'{method.key}__{protocol.key}__seed{seed}.json')
 
+    def read_cell(self, method: Method, protocol: Protocol, seed: int) -> Optional[dict]:
+        """The cell's record, or None; a corrupt or partial file is moved aside and logged."""
+        cell, message = read_cell(self.cell_path(method, protocol, seed),
+                                  dict(method=method.key, protocol=protocol.key, seed=seed),
+                                  list(protocol.metrics))
+        if message:
+            self.log(f'[benchmark] {message}')
+        return cell
+
     # ------------------------------------------------------------------ plan
     def plan(self) -> List[Step]:
         """Every step of the suite in order (finished ones included)."""
@@ -123,8 +132,8 @@ class BenchmarkRunner:
             return osp.isfile(osp.join(self.pretrain_dir(step.method), final))
         if step.kind == 'convert':
             return osp.isfile(self.backbone_path(step.method))
-        cell = read_json(self.cell_path(step.method, step.protocol, step.seed))
-        return bool(cell) and cell.get('status') == 'done'
+        cell = self.read_cell(step.method, step.protocol, step.seed)
+        return bool(cell) and cell['status'] == 'done'
 
     def command(self, step: Step) -> List[str]:
         """The shell command of a pretraining or fine-tuning step."""
@@ -209,12 +218,13 @@ class BenchmarkRunner:
 
     def cells(self) -> List[dict]:
         """All cell records on disk for this suite's methods and protocols."""
-        cells = (read_json(self.cell_path(m, p, seed)) for m, p, seed in self._grid())
+        cells = (self.read_cell(m, p, seed) for m, p, seed in self._grid())
         return [cell for cell in cells if cell]
 
     def collect(self) -> List[dict]:
         """Record cells from finished fine-tuning work dirs without running anything."""
         for m, p, seed in self._grid():
+            self.read_cell(m, p, seed)  # a corrupt cell is moved aside, not overwritten
             metrics = final_metrics(self.finetune_dir(m, p, seed), p.metrics, p.scale)
             if metrics is not None:
                 self._record_done(Step('finetune', m, p, seed), metrics, seconds=None)

@@ -6,6 +6,7 @@ mIoU. The tiny suite uses the same columns on its small stand-in data plus a den
 on frozen features (docs/probes.md); the mini-real suite is made of such probes (its fine-tuning
 columns are in mini-real-finetune); the paper suite adds ImageNet linear evaluation.
 """
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -203,5 +204,26 @@ def select_methods(suite: Suite, keys: Optional[List[str]] = None,
         name, sep, path = item.partition('=')
         if not sep or not name or not path:
             raise ValueError(f'--checkpoint expects NAME=PATH, got {item!r}.')
-        methods.append(Method(name.lower().replace(' ', '-'), name, checkpoint=path))
+        key = method_key(name)
+        taken = {m.key for m in suite.methods} | {m.key for m in methods}
+        if key in taken:
+            raise ValueError(f'--checkpoint {item!r}: the row name {name!r} gives the key '
+                             f'{key!r}, which another row already uses; pick another NAME.')
+        methods.append(Method(key, name, checkpoint=path))
     return tuple(methods)
+
+
+def method_key(name: str) -> str:
+    """A row name as a safe path segment: lower-case letters and digits, any other run as one '-'.
+
+    The key names folders of the work dir (``pretrain/<key>``, ``cells/<key>__...``), so it
+    never holds a path separator or '..' (``'../../x'`` becomes ``'x'``).
+
+    Raises:
+        ValueError: The name has no letter or digit.
+    """
+    key = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+    if not key:
+        raise ValueError(f'--checkpoint NAME {name!r} has no letter or digit to name its '
+                         f'folders by; use a name such as my-dsc.')
+    return key

@@ -19,6 +19,8 @@ from mmpretrain.datasets import CustomDataset
 from mmpretrain.datasets.custom import get_samples
 from mmpretrain.registry import DATASETS, TRANSFORMS
 
+from .checks import jpeg_data_warnings
+
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 _SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I')
 _MAX_LISTED = 10
@@ -41,21 +43,28 @@ def decode_rgb(data: bytes) -> np.ndarray:
 
 
 def image_problem(path: str, backend_args: Optional[dict] = None) -> Optional[str]:
-    """Why ``path`` is not a readable image (a short reason), or None when it is.
+    """Why ``path`` is not a fully readable image (a short reason), or None when it is.
 
-    ``Image.verify`` checks the structure (PNG chunk CRCs included); JPEGs are also decoded at
-    1/8 scale, which is cheap and is the only way to notice a truncated JPEG.
+    ``Image.verify`` checks the structure (PNG chunk CRCs included); then the image is decoded
+    in full, exactly as :class:`LoadImageRGB` will (:func:`decode_rgb`), which notices a
+    truncated file or a broken data stream. A JPEG is also decoded by libjpeg through OpenCV,
+    and a libjpeg warning about damaged data (bytes overwritten mid-stream, which PIL silently
+    patches with gray blocks) counts as corrupt
+    (:func:`~dsc_mm.datasets.checks.jpeg_data_warnings`).
+    Damage that leaves a valid stream (JPEG has no checksum) cannot be noticed.
     """
     try:
         data = fileio.get(path, backend_args=backend_args)
         with Image.open(io.BytesIO(data)) as image:
+            image_format = image.format
             image.verify()
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format == 'JPEG':
-                image.draft(None, (1, 1))
-            image.load()
+        decode_rgb(data)
     except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError...)
         return f'{type(error).__name__}: {error}'.splitlines()[0][:120]
+    if image_format == 'JPEG':
+        warnings = jpeg_data_warnings(data)
+        if warnings:
+            return f'libjpeg: {warnings[0]}'[:120]
     return None
 
 

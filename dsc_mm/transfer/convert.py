@@ -81,6 +81,27 @@ def save_backbone(backbone: Dict[str, torch.Tensor], dst: str) -> None:
     atomic_write(dst, lambda file: torch.save(dict(backbone), file))
 
 
+def check_paths(src: str, dst: str) -> None:
+    """Refuse a source that is a directory and an output that would overwrite the source.
+
+    Converting keeps only the backbone: writing it over ``src`` would lose the pretraining
+    checkpoint (its heads, queues, optimizer state and meta) for good.
+
+    Raises:
+        CheckpointError: One sentence naming the path and what to pass instead.
+    """
+    if os.path.isdir(src):
+        raise CheckpointError(f'{src} is a directory; pass the checkpoint file inside it '
+                              f'(e.g. {os.path.join(src, "iter_N.pth")}) as SRC.')
+    same = os.path.realpath(src) == os.path.realpath(dst)
+    if not same and os.path.exists(src) and os.path.exists(dst):
+        same = os.path.samefile(src, dst)  # a hard link to the source
+    if same:
+        raise CheckpointError(f'The output {dst} is the input checkpoint {src}; converting '
+                              f'keeps only the backbone, so writing it there would lose the '
+                              f'pretraining checkpoint: pass another output name.')
+
+
 def convert_checkpoint(src: str, dst: str, to: str, encoder: str = 'query',
                        depth: Optional[int] = None) -> str:
     """Convert the file ``src`` into ``dst`` for the framework ``to``.
@@ -98,6 +119,7 @@ def convert_checkpoint(src: str, dst: str, to: str, encoder: str = 'query',
     Raises:
         CheckpointError: One sentence saying what was wrong, with which file, what to do.
     """
+    check_paths(src, dst)
     if to == 'detectron2' and not dst.endswith('.pkl'):
         # detectron2's DetectionCheckpointer reads the pickle layout only from '.pkl' files.
         raise CheckpointError(f'detectron2 reads converted weights only from a .pkl file; '

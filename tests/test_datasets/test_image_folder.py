@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsc_mm.datasets.image_folder import ImageFolderDataset, LoadImageRGB
+from dsc_mm.datasets.image_folder import ImageFolderDataset, LoadImageRGB, image_problem
 
 REAL_FOLDERS = ['coco_tiny/train2017', 'coco_tiny/val2017',
                 'coco128_voc/VOCdevkit/VOC2012/JPEGImages',
@@ -98,6 +98,25 @@ def test_bad_files_are_skipped_and_logged(folder_with_bad_files, monkeypatch):
     assert sorted(name for name, _ in dataset.skipped) == \
         ['corrupt.png', 'text.jpg', 'truncated.jpg']
     assert len(warnings) == 1 and 'skipped 3 of 5 files' in warnings[0]
+
+
+def test_jpeg_overwritten_mid_stream_is_refused(tmp_path):
+    # 512 bytes in the middle of the entropy-coded data overwritten with zeros (not cut): PIL
+    # decodes it without complaint (libjpeg only warns, and PIL silences it) into a picture
+    # whose lower part is garbage; the check decodes it through libjpeg's warnings too.
+    Image.fromarray(_rgb(128, 128)).save(tmp_path / 'good.jpg', quality=90)
+    data = bytearray((tmp_path / 'good.jpg').read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 512] = bytes(512)
+    (tmp_path / 'overwritten.jpg').write_bytes(bytes(data))
+    with Image.open(tmp_path / 'overwritten.jpg') as image:
+        image.load()  # the control: PIL alone accepts it
+    assert image_problem(str(tmp_path / 'good.jpg')) is None
+    assert image_problem(str(tmp_path / 'overwritten.jpg')).startswith(
+        'libjpeg: Corrupt JPEG data: ')
+    with pytest.raises(ValueError, match=r"1 of 2 files .*: overwritten\.jpg \(libjpeg: Corrupt "
+                                         r"JPEG data: .*\); remove or replace them"):
+        ImageFolderDataset(str(tmp_path))
 
 
 def test_long_lists_of_bad_files_are_shortened(tmp_path):

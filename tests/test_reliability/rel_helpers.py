@@ -112,7 +112,7 @@ class ToyModel(BaseModel):
 
 
 def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=None,
-               val=False) -> Runner:
+               val=False, lr=0.05) -> Runner:
     """A Runner on :class:`ToyModel`, checkpoint every ``interval`` iterations."""
     loader = dict(dataset=ToyDataset(), sampler=dict(type='InfiniteSampler', shuffle=True),
                   batch_size=2, num_workers=0, collate_fn=dict(type='default_collate'))
@@ -126,7 +126,7 @@ def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=N
         model=dict(type='RelToyModel', nan_at=nan_at),  # built after seeding
         work_dir=str(work_dir),
         train_dataloader=loader,
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr, momentum=0.9)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters,
                        val_interval=interval if val else max_iters + 1),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=interval,

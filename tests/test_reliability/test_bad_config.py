@@ -52,6 +52,65 @@ def test_misspelt_key_names_the_key_and_the_nearest_valid_one(train_main, tmp_pa
     assert not (tmp_path / 'w').exists()
 
 
+@pytest.mark.parametrize('option, path, what, key, suggestion', [
+    ('train_cfg.max_iter=4', 'train_cfg', "type='IterBasedTrainLoop'", 'max_iter', "'max_iters'"),
+    ('optim_wrapper.optimizer.lrr=0.1', 'optim_wrapper.optimizer', "type='SGD'", 'lrr', "'lr'"),
+    ('train_dataloader.batch_sizee=2', 'train_dataloader', 'torch DataLoader', 'batch_sizee',
+     "'batch_size'"),
+    # ImageFolderDataset takes **kwargs (forwarded to mmpretrain's CustomDataset/BaseDataset)
+    ('train_dataloader.dataset.data_roott=x', 'train_dataloader.dataset',
+     "type='ImageFolderDataset'", 'data_roott', "'data_root'"),
+    ('param_scheduler.0.T_maxx=5', 'param_scheduler[0]', "type='CosineAnnealingLR'", 'T_maxx',
+     "'T_max'"),
+    ('default_hooks.logger.intervall=5', 'default_hooks.logger', "type='LoggerHook'",
+     'intervall', "'interval'"),
+    ('optim_wrapper.clip_gradd=None', 'optim_wrapper', "type='OptimWrapper'", 'clip_gradd',
+     "'clip_grad'"),
+    ('optim_wrapper.paramwise_cfg.bias_lr_mul=2', 'optim_wrapper.paramwise_cfg',
+     'read by DefaultOptimWrapperConstructor', 'bias_lr_mul', "'bias_lr_mult'"),
+])
+def test_misspelt_key_outside_the_model_names_the_nearest_valid_one(
+        train_main, tmp_path, option, path, what, key, suggestion):
+    message = exit_message(train_main, [TINY_DSC, '--work-dir', tmp_path / 'w',
+                                        '--cfg-options', option])
+    assert message.startswith(f"error: Config {TINY_DSC}: {path} ({what}) has no argument "
+                              f"'{key}'; did you mean {suggestion}"), message  # nearest first
+    assert message.endswith('?') and '\n' not in message and message.count(suggestion) == 1
+    assert not (tmp_path / 'w').exists()
+
+
+def test_every_shipped_config_passes_the_pre_flight(repo_root):
+    # The check must not refuse a valid key anywhere (no false alarm on a real config).
+    from dsc_mm.apis.checks import check_config, load_config
+    configs = sorted((repo_root / 'configs').glob('*/*.py'))
+    assert len(configs) >= 20
+    for config in configs:
+        check_config(load_config(str(config)), str(config))
+
+
+def test_config_syntax_error_is_one_sentence_with_the_line(train_main, tmp_path):
+    base = tmp_path / 'base.py'
+    base.write_text("model = dict(type='DSC'\nqueue_len = 3\n")  # unclosed parenthesis
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = './base.py'\n")
+    broken = tmp_path / 'broken.py'
+    broken.write_text("_base_ = '../x.py'\nmodel = dict(queue_len=)\n")
+    assert exit_message(train_main, [broken]) == (
+        f'error: Config {broken} has a Python syntax error on line 2 '
+        f'(`model = dict(queue_len=)`): invalid syntax; fix that line.')
+    message = exit_message(train_main, [child])  # the error is in the base file
+    assert message.startswith(f'error: Config {base} has a Python syntax error on line 1 '), message
+    assert message.endswith('; fix that line.') and '\n' not in message
+
+
+def test_config_that_does_not_load_is_one_sentence(train_main, tmp_path):
+    config = tmp_path / 'missing_base.py'
+    config.write_text("_base_ = './nowhere.py'\n")
+    message = exit_message(train_main, [config])
+    assert message.startswith(f'error: Config {config} could not be loaded (') and \
+        'nowhere.py' in message and '\n' not in message, message
+
+
 def test_misspelt_dataset_type_in_a_downstream_config(train_main, tmp_path):
     message = exit_message(train_main, [DET_TINY, '--work-dir', tmp_path / 'w', '--cfg-options',
                                         'train_dataloader.dataset.type=CocoDatset'])

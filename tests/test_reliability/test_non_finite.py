@@ -1,4 +1,5 @@
-"""NonFiniteLossHook: a NaN/inf loss stops training, names the term, saves no bad checkpoint."""
+"""NonFiniteLossHook: a NaN/inf loss or a divergent update stops training, names what went wrong,
+saves no bad checkpoint, and the checkpoint it names resumes and trains on."""
 import math
 import re
 
@@ -6,7 +7,11 @@ import pytest
 import torch
 
 from dsc_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook, non_finite_terms
-from rel_helpers import TINY_DSC, run_tool, toy_runner
+from dsc_mm.engine.hooks.non_finite import update_ratio
+from dsc_mm.utils import load_checkpoint_file
+from rel_helpers import REPO_ROOT, TINY_DSC, run_tool, toy_runner
+
+SPIKE = 'tests/test_reliability/configs/dsc-km_resnet18_tiny_spike.py'
 
 
 def test_non_finite_terms_names_each_bad_term_before_the_total():
@@ -43,19 +48,85 @@ def test_without_the_hook_the_nan_state_is_checkpointed(tmp_path):
     assert not all(math.isfinite(float(w)) for w in weight['linear.weight'].flatten())
 
 
-def test_dsc_divergence_stops_tools_train_with_one_sentence(scenes, tmp_path):
-    # lr=1e30 sends the DSC weights to inf at the first step: the second loss is not finite.
+def test_update_ratio():
+    before = [torch.ones(3), torch.zeros(4)]
+    assert update_ratio(before, [torch.ones(3) * 1.1, torch.zeros(4)]) == pytest.approx(0.1)
+    assert update_ratio(before, [torch.ones(3) * 1e30, torch.zeros(4)]) > 1e29
+    assert math.isnan(update_ratio(before, [torch.full((3,), float('nan')), torch.zeros(4)]))
+    with pytest.raises(ValueError, match='max_update_ratio'):
+        NonFiniteLossHook(max_update_ratio=0)
+
+
+@pytest.mark.parametrize('bounded', [True, False])
+def test_lr_1e30_stops_at_the_first_step_and_saves_nothing(tmp_path, bounded):
+    # lr=1e30: the first loss is finite (computed before the step) and the step sends the
+    # weights to ~1e30, still finite. Saving that state as iter_1.pth would name a "good"
+    # checkpoint whose next loss is inf. Without the update bound the parameters are finite,
+    # so only the next loss would tell; the bound stops the run at the step itself.
+    from mmengine.registry import HOOKS
+    runner = toy_runner(tmp_path, max_iters=3, interval=1, lr=1e30)
+    bound = {} if bounded else dict(max_update_ratio=None)  # default: 1.0
+    runner.register_hook(HOOKS.build(dict(type='NonFiniteLossHook', **bound)))
+    with pytest.raises(NonFiniteLossError) as info:
+        runner.train()
+    if bounded:
+        assert re.fullmatch(r'the optimizer step changed the parameters by \S+ times their norm '
+                            r'\(NonFiniteLossHook max_update_ratio=1\) at iteration 1; training '
+                            r'stopped before saving this state \(no checkpoint had been written '
+                            r'yet\): lower the learning rate or check the inputs, then start '
+                            r'again\.', str(info.value)), str(info.value)
+        assert list(tmp_path.glob('*.pth')) == []
+    else:  # the control: what the hook did before the bound (issue 13)
+        assert str(info.value).startswith('loss_toy is inf at iteration 2; ')
+        weights = load_checkpoint_file(str(tmp_path / 'iter_1.pth'))['state_dict']
+        assert weights['linear.weight'].abs().max() > 1e20
+
+
+def _all_finite(checkpoint):
+    tensors = list(checkpoint['state_dict'].values()) + [
+        t for state in checkpoint['optimizer']['state'].values() for t in state.values()
+        if isinstance(t, torch.Tensor)]
+    return all(bool(torch.isfinite(t.float()).all()) for t in tensors)
+
+
+def test_named_checkpoint_after_a_divergent_step_resumes_and_trains_on(scenes, tmp_path):
+    # The learning rate jumps to 1e30 at iteration 3 (configs/dsc-km_resnet18_tiny_spike.py):
+    # the run stops before saving iteration 3 and names iter_2.pth, which resumes at the
+    # config's learning rate and trains to the end with finite losses and weights.
     work_dir = tmp_path / 'work'
-    result = run_tool([
-        'tools/train.py', TINY_DSC, '--work-dir', work_dir, '--cfg-options',
-        f'train_dataloader.dataset.data_root={scenes}', 'train_cfg.max_iters=4',
-        'optim_wrapper.optimizer.lr=1e30', 'default_hooks.checkpoint.interval=1'])
-    assert result.returncode == 1, result.stderr[-2000:]
-    last = result.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r'error: loss_\w+ is (nan|inf)(, loss_\w+ is (nan|inf))* at iteration 2; '
-                        r'.*iter_1\.pth was kept.*--resume\.', last), last
-    assert 'Traceback' not in result.stderr
-    assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_1.pth']
+    data = f'train_dataloader.dataset.data_root={scenes}'
+    env = dict(PYTHONPATH=str(REPO_ROOT / 'tests' / 'test_reliability'))
+    spiked = run_tool(['tools/train.py', SPIKE, '--work-dir', work_dir, '--cfg-options', data],
+                      **env)
+    assert spiked.returncode == 1, spiked.stderr[-2000:]
+    last = spiked.stderr.strip().splitlines()[-1]
+    named = work_dir / 'iter_2.pth'
+    assert last.startswith('error: the optimizer step changed the parameters by ') and \
+        f'at iteration 3; training stopped before saving this state (the last good ' \
+        f'checkpoint {named} was kept): resume from it with tools/train.py CONFIG --resume' \
+        in last, last
+    assert 'Traceback' not in spiked.stderr
+    assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_1.pth', 'iter_2.pth']
+    assert _all_finite(load_checkpoint_file(str(named)))
     # Enabled by default: the dumped config lists the hook.
-    dumped = (work_dir / 'dsc-km_resnet18_tiny_reliability.py').read_text()
+    dumped = (work_dir / 'dsc-km_resnet18_tiny_spike.py').read_text()
     assert "type='NonFiniteLossHook'" in dumped
+
+    resumed = run_tool(['tools/train.py', TINY_DSC, '--work-dir', work_dir, '--resume',
+                        '--cfg-options', data, 'train_cfg.max_iters=4',
+                        'default_hooks.checkpoint.interval=1'])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert 'resumed epoch: 0, iter: 2' in resumed.stdout + resumed.stderr
+    final = load_checkpoint_file(str(work_dir / 'iter_4.pth'))
+    assert final['meta']['iter'] == 4 and _all_finite(final)
+    lrs = {group['lr'] for group in final['optimizer']['param_groups']}
+    assert max(lrs) < 1  # the config's schedule, not the spike
+
+
+def test_resume_restores_the_learning_rate_saved_in_the_checkpoint(tmp_path):
+    # Why the message says "start again" for a lower learning rate: mmengine's resume loads the
+    # optimizer's param_groups, so a lower lr in the config does not apply to a resumed run.
+    toy_runner(tmp_path, max_iters=2, lr=0.05).train()
+    resumed = toy_runner(tmp_path, max_iters=3, lr=0.001, resume=True)
+    resumed.train()
+    assert [g['lr'] for g in resumed.optim_wrapper.optimizer.param_groups] == [0.05]

@@ -61,3 +61,24 @@ def test_benchmark_checkpoint_row_refuses(evil_checkpoint, tmp_path):
     assert not marker.exists()
     assert any('conversion of evil failed' in line and 'was refused' in line for line in lines)
     assert cells and all(cell.get('status') == 'failed' for cell in cells), cells
+
+
+def test_train_load_from_refuses_with_one_sentence(evil_checkpoint, scenes, tmp_path):
+    # Fine-tuning from a checkpoint (load_from, no resume): mmengine alone refuses it with a
+    # traceback that ends on torch's advice to retry with weights_only=False.
+    path, marker = evil_checkpoint
+    work_dir = tmp_path / 'w'
+    message = exit_message(load_tool('train').main, [
+        TINY_DSC, '--work-dir', work_dir, '--cfg-options', f'load_from={path}',
+        f'train_dataloader.dataset.data_root={scenes}'])
+    assert message.startswith(f'error: Checkpoint {path} was refused: ') and \
+        'weights_only=False' not in message and '\n' not in message, message
+    assert not marker.exists() and not work_dir.exists()
+
+
+def test_test_tool_refuses_with_one_sentence(evil_checkpoint, tmp_path):
+    path, marker = evil_checkpoint
+    message = exit_message(load_tool('test').main,
+                           [DET_R18, str(path), '--work-dir', tmp_path / 'w'])
+    assert message.startswith(f'error: Checkpoint {path} was refused: '), message
+    assert not marker.exists() and not (tmp_path / 'w').exists()

@@ -111,6 +111,7 @@ CASES = {
     'missing_keys': (lambda tmp, r18: _missing_shortcut(tmp, r18), [],
                      ['missing', 'layer3.0.downsample.0.weight']),
     'missing_file': (lambda tmp, r18: tmp / 'does_not_exist.pth', [], ['does not exist']),
+    'directory': (lambda tmp, r18: tmp, [], ['is a directory', 'iter_N.pth']),
 }
 
 
@@ -181,3 +182,30 @@ def test_crafted_pickle_is_refused_through_the_cli(repo_root, tmp_path, r18_back
     assert code == 1 and 'Traceback' not in err, err
     assert 'ResNet-18 backbone but the target is ResNet-50' in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ['crafted.pth']
+
+
+def _pretraining_checkpoint(path):
+    backbone = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save({'meta': {'iter': 200}, 'optimizer': {'state': {}, 'param_groups': []},
+                'state_dict': {f'backbone.{k}': v for k, v in backbone.items()
+                               if not k.startswith('fc.')}}, path)  # converts fine
+    return path
+
+
+@pytest.mark.parametrize('spelling', ['same', 'relative', 'hard_link'])
+def test_output_equal_to_the_input_is_refused_and_the_input_kept(spelling, tool, tmp_path,
+                                                                  capsys, monkeypatch):
+    src = _pretraining_checkpoint(tmp_path / 'iter_200.pth')
+    before = src.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    dst = {'same': str(src), 'relative': './sub/../iter_200.pth', 'hard_link': 'link.pth'}[spelling]
+    (tmp_path / 'sub').mkdir()
+    if spelling == 'hard_link':
+        os.link(src, tmp_path / 'link.pth')
+    assert tool.main([str(src), dst, '--to', 'mmdet']) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f'convert_checkpoint: error: The output {dst} is the input checkpoint '
+                          f'{src}; ') and 'pass another output name' in err and '\n' not in err
+    assert src.read_bytes() == before  # meta and optimizer are still there
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ['iter_200.pth', 'sub'] + (['link.pth'] if spelling == 'hard_link' else []))
