@@ -5,10 +5,13 @@ Examples::
     python tools/benchmark.py                                   # --suite tiny (CPU, ~15 min)
     python tools/benchmark.py --suite mini-real --data ../shared/data
     python tools/benchmark.py --suite paper --data /datasets --dry-run     # print the commands
+    python tools/benchmark.py --suite paper --seeds 3 --dry-run  # 3 seeds for every protocol
     python tools/benchmark.py --suite paper --work-dir runs/paper --collect  # table from finished runs
 
 Writes WORK_DIR/results.md, results.json and results.png. Killed and started again, it skips
-finished cells and resumes unfinished runs from their latest checkpoint.
+finished cells and resumes unfinished runs from their latest checkpoint. Each protocol has its
+own launch (processes x images = its total batch) and its own number of seeds; in the paper
+suite VOC detection runs on 8 GPUs with 5 seeds, COCO on 8 GPUs, segmentation on 4 GPUs.
 """
 import argparse
 import dataclasses
@@ -27,7 +30,9 @@ def parse_args(argv=None):
     parser.add_argument('--data', help='data root: tiny = the generated scenes (made if missing, '
                         'default data/scenes); mini-real = the folder holding coco_tiny, '
                         'coco128_voc, camvid_mini; paper = your dataset root')
-    parser.add_argument('--seeds', type=int, default=1, help='fine-tuning seeds per cell')
+    parser.add_argument('--seeds', type=int, metavar='N',
+                        help='fine-tuning seeds 0..N-1 for every cell (default: each '
+                        'protocol\'s own: 5 for paper VOC detection, as the papers, else 1)')
     parser.add_argument('--methods', nargs='+', metavar='KEY',
                         help='rows to run: random mocov2 densecl dsc-km dsc-pm '
                         '(default: the suite\'s defaults)')
@@ -35,8 +40,10 @@ def parse_args(argv=None):
                         help="columns to run (default: all of the suite's)")
     parser.add_argument('--checkpoint', nargs='+', default=[], metavar='NAME=PATH',
                         help='add a row for your own pretraining or converted checkpoint')
-    parser.add_argument('--gpus', type=int, help='processes per run (default: 8 for paper, '
-                        'else 1); >1 uses tools/dist_train.sh')
+    parser.add_argument('--gpus', type=int, metavar='N',
+                        help='processes per pretraining run (default: 8 for paper, else 1); '
+                        'fine-tuning runs use their protocol\'s own count (paper: detection 8, '
+                        'segmentation 4), the one its lr is for; >1 uses tools/dist_train.sh')
     parser.add_argument('--dry-run', action='store_true', help='print the commands only')
     parser.add_argument('--collect', action='store_true',
                         help='only collect metrics of finished fine-tuning work dirs')

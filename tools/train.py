@@ -5,6 +5,7 @@ Examples::
     python tools/train.py configs/pretrain/dsc-km_resnet18_tiny_scenes.py
     python tools/train.py CONFIG --resume                     # continue from work_dir's latest
     python tools/train.py DET_CONFIG --pretrained backbone.pth
+    python tools/train.py DET_CONFIG --pretrained epoch_200.pth --encoder key   # EMA key encoder
     tools/dist_train.sh CONFIG 8 [--amp ...]                  # 8 processes on this node
 """
 import argparse
@@ -18,6 +19,7 @@ import dsc_mm  # noqa: E402,F401  (registers modules, safe-loading allowlist)
 from dsc_mm.apis import build_runner, merge_args, scope_of  # noqa: E402
 from dsc_mm.apis.checks import (build_train_data, check_config, check_inputs,  # noqa: E402
                                 load_config)
+from dsc_mm.apis.launch import check_total_batch  # noqa: E402
 from dsc_mm.engine.hooks import NonFiniteLossError  # noqa: E402
 
 
@@ -34,6 +36,10 @@ def parse_args(argv=None):
                         help='downstream configs: backbone checkpoint (converted with '
                         'tools/convert_checkpoint.py, or an mmpretrain pretraining checkpoint); '
                         '"random" for random init')
+    parser.add_argument('--encoder', choices=['query', 'key'],
+                        help='with --pretrained PRETRAINING_CHECKPOINT: which encoder\'s backbone '
+                        'to load, the trained query encoder (default, what MoCo and DenseCL '
+                        'transfer) or the EMA key encoder')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config values, e.g. train_cfg.max_iters=10')
@@ -57,6 +63,11 @@ def main(argv=None):
         check_config(cfg, args.config)  # unknown types, misspelt keys
         check_inputs(cfg)  # resume checkpoint, COCO image files
         runner = build_runner(cfg)
+        # The protocol's lr is for its total batch: refuse another unless auto_scale_lr is on.
+        lr = check_total_batch(cfg, runner.world_size, args.config)
+        if lr is not None:
+            runner.logger.info(f'Total batch {runner.world_size} process(es) x '
+                               f'{cfg.train_dataloader.batch_size} images: lr {lr:g}.')
         build_train_data(runner)  # empty/missing data root, broken images
     except ValueError as exc:  # our own checks (scope, checkpoint, protocol): one sentence
         sys.exit(f'error: {exc}')

@@ -8,4 +8,6 @@
 _base_ = 'mmpretrain::mocov2/benchmarks/resnet50_8xb32-linear-steplr-100e_in1k.py'
 
 model = dict(backbone=dict(init_cfg=None))
+# The recipe's lr is for 8 x 32 = 256 images (stated as the fine-tuning protocols do).
+auto_scale_lr = dict(enable=False, base_batch_size=256)
 custom_imports = dict(imports=['dsc_mm'], allow_failed_imports=False)

@@ -7,6 +7,11 @@ _base_ = [
 ]
 custom_imports = dict(imports=['dsc_mm'], allow_failed_imports=False)
 
+# Schedules in epochs, turned into optimizer steps at run start (DSCScheduleHook), so they mean
+# the same at 8 and 256 GPUs: DenseCL's warm-up of 10,000 iterations at batch 256 (author:
+# DenseCLWarmupHook start_iters=10000) is 2 epochs of ImageNet; beta ramps over epochs 2-4.
+model = dict(dense_start_epochs=2, semantic_ramp_epochs=(2, 4))
+
 # only keeps the latest 3 checkpoints
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
 

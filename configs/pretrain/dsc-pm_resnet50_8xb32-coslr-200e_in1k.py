@@ -10,5 +10,5 @@ model = dict(
         temperature=0.1,
         sinkhorn_eps=0.05,
         sinkhorn_iters=3,
-        # Frozen until ~1 epoch (5004 iterations at batch 256) after the semantic term starts.
-        freeze_prototypes_iters=15000))
+        # Frozen until 1 epoch after the semantic term starts (SwAV's habit).
+        freeze_prototypes_epochs=3))

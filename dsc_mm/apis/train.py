@@ -32,7 +32,7 @@ def merge_args(cfg: Config, args) -> Config:
     """Apply the command-line options of ``tools/train.py`` to ``cfg`` (in place; returned).
 
     ``args`` needs: ``config``, ``work_dir``, ``resume``, ``amp``, ``pretrained``, ``cfg_options``,
-    ``launcher`` and ``no_validate`` (see ``tools/train.py --help``).
+    ``launcher`` and ``no_validate``, optionally ``encoder`` (see ``tools/train.py --help``).
     """
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -57,9 +57,13 @@ def merge_args(cfg: Config, args) -> Config:
     if getattr(args, 'no_validate', False):
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
 
+    encoder = getattr(args, 'encoder', None)
+    if encoder is not None and args.pretrained is None:
+        raise ValueError(f'--encoder {encoder} chooses the encoder of a --pretrained '
+                         f'pretraining checkpoint; add --pretrained PATH.')
     if args.pretrained is not None:
         from ..transfer import apply_pretrained
-        apply_pretrained(cfg, args.pretrained)
+        apply_pretrained(cfg, args.pretrained, encoder=encoder or 'query')
 
     # mmengine's init_dist('pytorch') needs CUDA; on CPU we create the gloo group ourselves.
     if init_cpu_distributed(args.launcher):

@@ -2,10 +2,14 @@
 from typing import Dict
 
 
-def transfer_chart(table: Dict[str, Dict[str, dict]], methods, protocols, path: str,
-                   title: str) -> str:
-    """Draw grouped bars (mean, with std as error bars) into ``path`` (PNG); missing cells are
-    left empty and labelled, never drawn as zero."""
+def transfer_figure(table: Dict[str, Dict[str, dict]], methods, protocols, title: str):
+    """Grouped bars: the mean over a cell's seeds, its sample std as an error bar where n > 1,
+    and ``n=`` at the foot of each bar; missing cells are left empty and labelled, never drawn
+    as zero.
+
+    Returns:
+        matplotlib.figure.Figure: One axis per (protocol, column), in table order.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -22,12 +26,22 @@ def transfer_chart(table: Dict[str, Dict[str, dict]], methods, protocols, path: 
                 continue
             ax.bar(i, summary['mean'], yerr=summary['std'] if summary['n'] > 1 else None,
                    color=colors[i % len(colors)], capsize=3)
+            ax.annotate(f"n={summary['n']}", (i, 0), xytext=(0, 2), textcoords='offset points',
+                        ha='center', va='bottom', fontsize=6)
         ax.set_xticks(range(len(methods)), [m.title for m in methods], rotation=45,
                       ha='right', fontsize=7)
         ax.set_title(f'{p.key} {col}', fontsize=8)
         ax.tick_params(axis='y', labelsize=7)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(f'{title}; error bars: sample std over n seeds', fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def transfer_chart(table: Dict[str, Dict[str, dict]], methods, protocols, path: str,
+                   title: str) -> str:
+    """Draw :func:`transfer_figure` into ``path`` (PNG); returns ``path``."""
+    import matplotlib.pyplot as plt
+    fig = transfer_figure(table, methods, protocols, title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -17,18 +17,18 @@ def write_report(runner, quiet: bool = False) -> str:
     markdown = (f'# dsc_mm benchmark: suite `{suite.name}`\n\n{suite.description}.\n'
                 f'Machine: {platform.machine()}, {platform.python_implementation()} '
                 f'{platform.python_version()}; work dir `{runner.work_dir}`.\n\n'
-                + to_markdown(table, methods, protocols, runner.seeds))
+                + to_markdown(table, methods, protocols))
     os.makedirs(runner.work_dir, exist_ok=True)
     with atomic_file(osp.join(runner.work_dir, 'results.md'), 'w') as f:
         f.write(markdown)
     write_json_atomic(osp.join(runner.work_dir, 'results.json'), dict(
-        suite=suite.name, seeds=runner.seeds, cells=cells,
+        suite=suite.name, seeds={p.key: runner.seeds_of(p) for p in protocols}, cells=cells,
         methods={m.key: m.title for m in methods},
         protocols={p.key: dict(title=p.title, columns=list(p.metrics)) for p in protocols},
         table=table))
     if cells:
         transfer_chart(table, methods, protocols, osp.join(runner.work_dir, 'results.png'),
-                       f'dsc_mm {suite.name} suite (mean over {runner.seeds} seed(s))')
+                       f'dsc_mm {suite.name} suite (mean ± std over n seeds)')
     if not quiet:
         runner.log(f'[benchmark] wrote {runner.work_dir}/results.md, results.json, results.png')
     return markdown

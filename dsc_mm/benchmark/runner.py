@@ -74,15 +74,16 @@ class BenchmarkRunner:
         methods: The rows (see :func:`dsc_mm.benchmark.suites.select_methods`).
         work_dir: Where everything is written.
         data: Data root handed to the configs through ``suite.data_env``.
-        seeds: Fine-tuning seeds per cell (0..seeds-1).
-        gpus: Processes per run; >1 launches ``tools/dist_train.sh``.
+        seeds: Fine-tuning seeds (0..seeds-1) of every cell; None: each protocol's ``seeds``.
+        gpus: Processes per pretraining run (default ``suite.gpus``); fine-tuning runs use
+            their protocol's ``gpus``. More than 1 launches ``tools/dist_train.sh``.
         log: Where progress lines go.
     """
 
     def __init__(self, suite: Suite, methods: Sequence[Method], work_dir: str,
-                 data: Optional[str] = None, seeds: int = 1, gpus: Optional[int] = None,
-                 log: Callable[[str], None] = print):
-        if seeds < 1:
+                 data: Optional[str] = None, seeds: Optional[int] = None,
+                 gpus: Optional[int] = None, log: Callable[[str], None] = print):
+        if seeds is not None and seeds < 1:
             raise ValueError(f'--seeds must be at least 1, got {seeds}.')
         self.suite, self.methods, self.seeds = suite, tuple(methods), seeds
         self.work_dir = osp.abspath(work_dir)
@@ -90,6 +91,10 @@ class BenchmarkRunner:
         self.gpus = gpus or suite.gpus
         self.log = log
         self.durations = {kind: [] for kind in GUESS_SECONDS}
+
+    def seeds_of(self, protocol: Protocol) -> int:
+        """Fine-tuning runs per cell of ``protocol``: ``--seeds`` if given, else its own."""
+        return self.seeds or protocol.seeds
 
     # ----------------------------------------------------------------- paths
     def pretrain_dir(self, method: Method) -> str:
@@ -123,7 +128,8 @@ class BenchmarkRunner:
             if not method.is_random:
                 steps.append(Step('convert', method))
             for protocol in self.suite.protocols:
-                steps += [Step('finetune', method, protocol, seed) for seed in range(self.seeds)]
+                steps += [Step('finetune', method, protocol, seed)
+                          for seed in range(self.seeds_of(protocol))]
         return steps
 
     def is_done(self, step: Step) -> bool:
@@ -140,15 +146,16 @@ class BenchmarkRunner:
         if step.kind == 'pretrain':
             config, work_dir = step.method.config, self.pretrain_dir(step.method)
             options = list(self.suite.pretrain_options)
-            extra = []
+            extra, gpus = [], self.gpus
         else:
             config = step.protocol.config
             work_dir = self.finetune_dir(step.method, step.protocol, step.seed)
             options = [*self.suite.finetune_options, *step.protocol.options,
                        f'randomness.seed={step.seed}']
             extra = [] if step.method.is_random else ['--pretrained', self.backbone_path(step.method)]
-        if self.gpus > 1:
-            cmd = ['bash', 'tools/dist_train.sh', config, str(self.gpus)]
+            gpus = step.protocol.gpus
+        if gpus > 1:
+            cmd = ['bash', 'tools/dist_train.sh', config, str(gpus)]
         else:
             cmd = [sys.executable, 'tools/train.py', config]
         cmd += ['--work-dir', work_dir, *extra]
@@ -235,7 +242,7 @@ class BenchmarkRunner:
         """Every (method, protocol, seed) cell of the table, in table order."""
         for m in self.methods:
             for p in self.suite.protocols:
-                for seed in range(self.seeds):
+                for seed in range(self.seeds_of(p)):
                     yield m, p, seed
 
     def _guess(self, kind: str) -> float:

@@ -2,9 +2,10 @@
 
 A suite names configs only; :mod:`dsc_mm.benchmark.runner` turns it into commands. The columns
 follow the paper tables (method.md): VOC det AP/AP50/AP75, COCO APbb/APmk, VOC and Cityscapes
-mIoU. The tiny suite uses the same columns on its small stand-in data plus a dense linear probe
-on frozen features (docs/probes.md); the mini-real suite is made of such probes (its fine-tuning
-columns are in mini-real-finetune); the paper suite adds ImageNet linear evaluation.
+mIoU. The tiny suite uses the same columns on its small stand-in data, each protocol on one
+process at batch 2 with one seed (CPU minutes; ``--seeds`` adds more), plus a dense linear probe
+on frozen features (docs/probes.md, batch 1); the mini-real suite is made of such probes (its
+fine-tuning columns are in mini-real-finetune); the paper suite adds ImageNet linear evaluation.
 """
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ class Protocol:
         metrics: Column name -> metric key logged by the config's evaluator.
         scale: Factor turning the logged value into the paper's percent (COCO logs 0-1).
         options: ``--cfg-options`` of this protocol in this suite (e.g. a shorter schedule).
+        gpus: Processes of a fine-tuning run (1 = plain ``tools/train.py``).
+        total_batch: Images per optimizer step over all processes, the batch the config's lr is
+            for (its ``auto_scale_lr.base_batch_size``); ``tools/train.py`` refuses another.
+        seeds: Fine-tuning runs per cell, averaged in the table (``--seeds`` overrides it).
     """
     key: str
     title: str
@@ -49,6 +54,9 @@ class Protocol:
     metrics: Dict[str, str]
     scale: float = 1.0
     options: Tuple[str, ...] = ()
+    gpus: int = 1
+    total_batch: int = 2
+    seeds: int = 1
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class Suite:
         pretrain_options: ``--cfg-options`` for every pretraining run.
         finetune_options: ``--cfg-options`` for every fine-tuning run.
         data_env: Environment variable the configs read their data root from (``--data``).
-        gpus: Processes per run (1 = plain ``tools/train.py``).
+        gpus: Processes per pretraining run (fine-tuning: each protocol's ``gpus``).
     """
     name: str
     methods: Tuple[Method, ...]
@@ -119,7 +127,7 @@ TINY = Suite(
                                                  'val_dataloader.dataset.indices=16')),
         # Frozen backbone, linear classifier on C5: ranks the representations themselves.
         Protocol('voc-probe', 'Scenes VOC linear probe (frozen R18-D8)',
-                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_scenes-voc.py', SEG),
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_scenes-voc.py', SEG, total_batch=1),
     ),
     data_env='DSC_MM_SCENES',
     default_data='data/scenes',
@@ -136,9 +144,9 @@ MINI_REAL = Suite(
     # row (README): those columns are in --suite mini-real-finetune, out of the default.
     protocols=(
         Protocol('voc-probe', 'coco128-VOC linear probe (frozen R18-D8)',
-                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_coco128-voc.py', SEG),
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_coco128-voc.py', SEG, total_batch=1),
         Protocol('street-probe', 'CamVid mini linear probe (frozen R18-D8)',
-                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_camvid.py', SEG),
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_camvid.py', SEG, total_batch=1),
     ),
     data_env='DSC_MM_DATA',
 )
@@ -165,18 +173,25 @@ PAPER = Suite(
     name='paper',
     description='ImageNet-1k pretraining, the published transfer protocols (method.md)',
     methods=_methods('resnet50_8xb32-coslr-200e_in1k'),
+    # The launch of each protocol is part of it (transfer_protocols.md, "Launch"): detection
+    # 8 GPUs x 2 = 16 (detectron2), FCN VOC12aug 4 x 4 = 16 and Cityscapes 4 x 2 = 8 (mmseg);
+    # VOC detection is the mean of 5 runs in the MoCo and DenseCL papers, the others one run.
     protocols=(
         Protocol('voc-det', 'VOC07+12 det (Faster R-CNN R50-C4)',
                  'configs/detection/faster-rcnn_r50-c4-syncbn_ms-24k_voc0712.py', VOC_DET,
-                 scale=100.),
+                 scale=100., gpus=8, total_batch=16, seeds=5),
         Protocol('coco-det', 'COCO det + inst seg (Mask R-CNN R50-FPN 1x)',
-                 'configs/detection/mask-rcnn_r50-fpn-syncbn_1x_coco.py', COCO_DET, scale=100.),
+                 'configs/detection/mask-rcnn_r50-fpn-syncbn_1x_coco.py', COCO_DET, scale=100.,
+                 gpus=8, total_batch=16),
         Protocol('voc-seg', 'VOC12aug seg (FCN R50-D8)',
-                 'configs/segmentation/fcn_r50-d8-plain-syncbn_20k_voc12aug-512x512.py', SEG),
+                 'configs/segmentation/fcn_r50-d8-plain-syncbn_20k_voc12aug-512x512.py', SEG,
+                 gpus=4, total_batch=16),
         Protocol('cityscapes-seg', 'Cityscapes seg (FCN R50-D8)',
-                 'configs/segmentation/fcn_r50-d8-plain-syncbn_40k_cityscapes-769x769.py', SEG),
+                 'configs/segmentation/fcn_r50-d8-plain-syncbn_40k_cityscapes-769x769.py', SEG,
+                 gpus=4, total_batch=8),
         Protocol('in1k-linear', 'ImageNet linear (frozen R50, 100 ep)',
-                 'configs/classification/resnet50_8xb32-linear-steplr-100e_in1k.py', IN1K_LINEAR),
+                 'configs/classification/resnet50_8xb32-linear-steplr-100e_in1k.py', IN1K_LINEAR,
+                 gpus=8, total_batch=256),
     ),
     data_env='DSC_MM_DATA',
     gpus=8,

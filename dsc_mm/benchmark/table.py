@@ -1,4 +1,5 @@
-"""The paper-style table: mean +- std over seeds; a missing cell is shown as missing, never filled."""
+"""The paper-style table: mean +- std over seeds with their count n; a missing cell is shown as
+missing, never filled."""
 import statistics
 from typing import Dict, List, Sequence
 
@@ -33,16 +34,17 @@ def aggregate(cells: List[dict], methods, protocols) -> Dict[str, Dict[str, dict
     return table
 
 
-def _format(summary: dict, failed: int) -> str:
+def format_cell(summary: dict, failed: int = 0) -> str:
+    """``57.0 ± 0.2 (n=5)``, ``40.1 (n=1)``; failed runs are counted, never averaged in."""
     if summary['n'] == 0:
-        return 'failed' if failed else MISSING
+        return 'failed (n=0)' if failed else MISSING
     text = f"{summary['mean']:.1f}"
     if summary['n'] > 1:
         text += f" ± {summary['std']:.1f}"
-    return text
+    return text + (f" (n={summary['n']}, {failed} failed)" if failed else f" (n={summary['n']})")
 
 
-def to_markdown(table: Dict[str, Dict[str, dict]], methods, protocols, seeds: int) -> str:
+def to_markdown(table: Dict[str, Dict[str, dict]], methods, protocols) -> str:
     """Render the aggregate as a markdown table in the paper's layout (one row per method)."""
     head = ['pre-train']
     for p in protocols:
@@ -58,8 +60,9 @@ def to_markdown(table: Dict[str, Dict[str, dict]], methods, protocols, seeds: in
         cells = [m.title]
         for p in protocols:
             entry = table[m.key][p.key]
-            cells += [_format(entry[col], entry['_failed']) for col in p.metrics]
+            cells += [format_cell(entry[col], entry['_failed']) for col in p.metrics]
         lines.append('| ' + ' | '.join(cells) + ' |')
     lines.append('')
-    lines.append(f'Mean ± sample std over {seeds} fine-tuning seed(s); {MISSING} = not run yet.')
+    lines.append(f'Mean ± sample std over the n fine-tuning seeds of each cell (std only where '
+                 f'n > 1); {MISSING} = not run yet.')
     return '\n'.join(lines) + '\n'

@@ -1,7 +1,8 @@
-"""Training-loop extensions of dsc_mm (reliability hooks).
+"""Training-loop extensions of dsc_mm (reliability, DSC schedules, precise BN hooks).
 
-DSC's own schedules (DenseCL's pixel warm-up, the semantic ramp, frozen prototypes) are not
-hooks: they read the model's ``iter_count`` buffer, so they are checkpointed with the model and
-a resumed run continues them exactly, which a hook's Python attribute would not guarantee.
+DSC's schedules (DenseCL's pixel warm-up, the semantic ramp, frozen prototypes) read the
+model's ``iter_count`` buffer, so they are checkpointed with the model and a resumed run
+continues them exactly. :class:`DSCScheduleHook` only turns the configs' epochs into optimizer
+steps at run start and advances that buffer once per optimizer step.
 """
 from .hooks import *  # noqa: F401,F403

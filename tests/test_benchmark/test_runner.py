@@ -91,7 +91,7 @@ def test_killed_benchmark_resumes_without_redoing_cells(tmp_path, repo_root):
     for work_dir, record in done_before.items():
         assert done_after[work_dir] == record  # finished results are left untouched
     table = (work / 'results.md').read_text()
-    assert '| Random init | 10.0 | 40.0 |' in table, table
+    assert '| Random init | 10.0 (n=1) | 40.0 (n=1) |' in table, table
     assert (work / 'results.png').stat().st_size > 0
     assert json.loads((work / 'results.json').read_text())['table']['random-b']['seg']['mIoU'][
         'n'] == 1
@@ -120,8 +120,13 @@ def test_paper_dry_run_prints_distributed_commands(tmp_path):
     assert any(line.startswith('bash tools/dist_train.sh configs/pretrain/dsc-km_resnet50_8xb32'
                                '-coslr-200e_in1k.py 8 ') for line in lines)
     assert any('tools/convert_checkpoint.py' in line and 'epoch_200.pth' in line for line in lines)
-    assert sum('tools/dist_train.sh configs/detection' in line for line in lines) == 2
-    assert sum('--pretrained' in line for line in lines) == len(suite.protocols)
+    # Each protocol's own launch: VOC detection 5 seeds on 8 GPUs, COCO 8, segmentation 4
+    # (tests/test_tools/test_benchmark.py checks every method of the paper dry run).
+    assert sum('tools/dist_train.sh configs/detection' in line and ' 8 ' in line
+               for line in lines) == 5 + 1
+    assert sum('tools/dist_train.sh configs/segmentation' in line and ' 4 ' in line
+               for line in lines) == 2
+    assert sum('--pretrained' in line for line in lines) == sum(p.seeds for p in suite.protocols)
 
 
 def test_unknown_method_and_bad_checkpoint_spec_are_clear_errors():
@@ -170,7 +175,7 @@ def test_corrupt_or_partial_cell_is_named_moved_aside_and_recomputed(tmp_path, c
     assert [c['metrics'] for c in runner.collect()] == [{'mIoU': 41.5}]
     assert cell.with_name(cell.name + '.corrupt.1').read_bytes() == content
     assert aside.read_bytes() == content
-    assert '| Random init | 41.5 |' in write_report(runner, quiet=True)
+    assert '| Random init | 41.5 (n=1) |' in write_report(runner, quiet=True)
 
 
 def test_checkpoint_row_names_become_safe_path_segments(tmp_path):

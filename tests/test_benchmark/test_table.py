@@ -1,9 +1,11 @@
-"""The table builder: mean +- std over seeds, missing and failed cells shown as such."""
+"""The table builder and chart: mean ± std over seeds with n in every cell; missing and failed
+cells shown as such; error bars only where a cell has more than one seed."""
 import math
 
 import pytest
 
 from dsc_mm.benchmark import Method, Protocol, aggregate, summarize, to_markdown
+from dsc_mm.benchmark.charts import transfer_figure
 
 METHODS = (Method('random', 'Random init'), Method('dsc-km', 'DSC-KM', 'cfg.py'))
 PROTOCOLS = (Protocol('voc-det', 'VOC det', 'det.py', {'AP': 'a', 'AP50': 'b'}),
@@ -12,6 +14,11 @@ PROTOCOLS = (Protocol('voc-det', 'VOC det', 'det.py', {'AP': 'a', 'AP50': 'b'}),
 
 def _cell(method, protocol, seed, **metrics):
     return dict(method=method, protocol=protocol, seed=seed, status='done', metrics=metrics)
+
+
+def _rows(markdown):
+    return {line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:-1]]
+            for line in markdown.splitlines() if line.startswith('| ') and 'pre-train' not in line}
 
 
 def test_summarize_mean_and_sample_std():
@@ -32,16 +39,38 @@ def test_table_rows_columns_and_missing_cells():
     assert table['dsc-km']['voc-det']['AP']['mean'] == pytest.approx(51.0)
     assert table['dsc-km']['voc-det']['AP']['std'] == pytest.approx(math.sqrt(2.0))
     assert table['dsc-km']['voc-seg']['mIoU']['n'] == 0
-    md = to_markdown(table, METHODS, PROTOCOLS, seeds=2)
-    rows = {line.split('|')[1].strip(): [c.strip() for c in line.split('|')[2:-1]]
-            for line in md.splitlines() if line.startswith('| ') and 'pre-train' not in line}
-    assert rows['DSC-KM'] == ['51.0 ± 1.4', '81.0 ± 1.4', '–']
+    rows = _rows(to_markdown(table, METHODS, PROTOCOLS))
+    # Every cell shows its n; the std only where n > 1.
+    assert rows['DSC-KM'] == ['51.0 ± 1.4 (n=2)', '81.0 ± 1.4 (n=2)', '–']
     # A failed cell says so; a cell never run stays empty: nothing is invented.
-    assert rows['Random init'] == ['failed', 'failed', '40.0']
+    assert rows['Random init'] == ['failed (n=0)', 'failed (n=0)', '40.0 (n=1)']
 
 
 def test_failed_cells_do_not_count_as_values():
     cells = [_cell('random', 'voc-seg', 0, mIoU=40.0),
              dict(method='random', protocol='voc-seg', seed=1, status='failed', reason='x')]
-    summary = aggregate(cells, METHODS, PROTOCOLS)['random']['voc-seg']
+    table = aggregate(cells, METHODS, PROTOCOLS)
+    summary = table['random']['voc-seg']
     assert summary['mIoU'] == dict(mean=40.0, std=0.0, n=1) and summary['_failed'] == 1
+    assert _rows(to_markdown(table, METHODS, PROTOCOLS))['Random init'][-1] == \
+        '40.0 (n=1, 1 failed)'
+
+
+def test_chart_error_bars_only_where_n_above_one():
+    cells = [_cell('dsc-km', 'voc-seg', seed, mIoU=value)
+             for seed, value in enumerate((60.0, 62.0, 64.0))]
+    cells.append(_cell('random', 'voc-seg', 0, mIoU=40.0))
+    fig = transfer_figure(aggregate(cells, METHODS, PROTOCOLS), METHODS, PROTOCOLS, 'test')
+    seg_axis = fig.axes[-1]  # columns in table order: AP, AP50, mIoU
+    bars = [c for c in seg_axis.containers if c.__class__.__name__ == 'BarContainer']
+    assert [round(b.patches[0].get_height(), 6) for b in bars] == [40.0, 62.0]
+    errorbars = [c for c in seg_axis.containers if c.__class__.__name__ == 'ErrorbarContainer']
+    assert len(errorbars) == 1  # DSC-KM (n=3) only; Random init has one seed
+    segments = errorbars[0].lines[2][0].get_segments()
+    (_, low), (_, high) = segments[0]
+    assert (low, high) == (pytest.approx(60.0), pytest.approx(64.0))  # mean ± sample std 2.0
+    assert {t.get_text() for t in seg_axis.texts} == {'n=1', 'n=3'}
+    # Missing cells are labelled, not drawn as zero.
+    assert {t.get_text() for t in fig.axes[0].texts} == {'n/a'}
+    import matplotlib.pyplot as plt
+    plt.close(fig)

@@ -127,6 +127,8 @@ def test_tiny_variant_is_the_protocol_shrunk(path):
     assert tiny.train_dataloader.batch_size == 2
     assert all(loader.num_workers == 0 for loader in dataloaders(tiny))
     assert tiny.train_cfg.type == 'IterBasedTrainLoop' and tiny.train_cfg.max_iters <= 500
+    # The protocol's optimizer habits (detection: no weight decay on norm layers).
+    assert tiny.optim_wrapper.get('paramwise_cfg') == protocol.optim_wrapper.get('paramwise_cfg')
     # The protocol's metric (VOC detection: the same IoU thresholds and 11-point AP).
     assert tiny.val_evaluator.type == protocol.val_evaluator.type
     if tiny.val_evaluator.type == 'VOCMetric':

@@ -63,6 +63,8 @@ def test_voc_detection_model(voc_det):
     assert model.roi_head.bbox_head.num_classes == 20
     pre = model.data_preprocessor
     assert pre.mean == TORCHVISION_MEAN and pre.std == TORCHVISION_STD and pre.bgr_to_rgb is True
+    # Batches padded to their largest image only, as detectron2's C4 (no size divisibility).
+    assert pre.pad_size_divisor == 1
 
 
 def test_voc_detection_schedule(voc_det):
@@ -73,17 +75,22 @@ def test_voc_detection_schedule(voc_det):
     assert voc_det.auto_scale_lr.base_batch_size == 16
     assert voc_det.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9,
                                                    weight_decay=0.0001)
-    # Linear warm-up over 100 iterations, steps at 18k and 22k.
+    # Linear warm-up over 100 iterations from 0.001 x lr, steps at 18k and 22k.
     warmup = _by_type(voc_det.param_scheduler, 'LinearLR')
-    assert (warmup.begin, warmup.end, warmup.by_epoch) == (0, 100, False)
+    assert (warmup.start_factor, warmup.begin, warmup.end, warmup.by_epoch) == \
+        (0.001, 0, 100, False)
     steps = _by_type(voc_det.param_scheduler, 'MultiStepLR')
     assert steps.milestones == [18000, 22000] and steps.gamma == 0.1 and not steps.by_epoch
     assert steps.end == 24000
 
 
 def test_voc_detection_data(voc_det):
-    # Train on VOC07 trainval + VOC12 trainval, test on VOC07 test.
+    # Train on VOC07 trainval + VOC12 trainval (difficult boxes included, as detectron2's
+    # loader), test on VOC07 test (mmdet's VOCDataset: difficult boxes ignored by VOCMetric).
     train_sets = _train_datasets(voc_det)
+    assert {d.type for d in train_sets} == {'VOCTrainDifficultDataset'}
+    assert voc_det.test_dataloader.dataset.type == 'VOCDataset'
+    assert voc_det.test_dataloader.dataset.test_mode is True
     assert sorted(d.ann_file for d in train_sets) == [
         'VOC2007/ImageSets/Main/trainval.txt', 'VOC2012/ImageSets/Main/trainval.txt']
     assert voc_det.test_dataloader.dataset.ann_file == 'VOC2007/ImageSets/Main/test.txt'
@@ -115,12 +122,21 @@ def test_coco_mask_rcnn(coco_mask):
     assert model.roi_head.mask_head.norm_cfg == sync_bn
     pre = model.data_preprocessor
     assert pre.mean == TORCHVISION_MEAN and pre.std == TORCHVISION_STD and pre.bgr_to_rgb is True
-    # 1x: 12 epochs at batch 16 (~90k iterations on COCO train2017), lr 0.02, steps 8/11.
-    assert coco_mask.train_cfg.max_epochs == 12
+    # detectron2's 1x: 90k iterations at batch 16, lr 0.02, linear warm-up over 1000
+    # iterations from 0.001 x lr, steps at 60k/80k (not mmdet's 12 epochs, steps 8/11).
+    assert coco_mask.train_cfg.type == 'IterBasedTrainLoop'
+    assert coco_mask.train_cfg.max_iters == 90000 and coco_mask.train_cfg.val_interval == 90000
+    assert coco_mask.train_dataloader.sampler.type == 'InfiniteSampler'
     assert coco_mask.train_dataloader.batch_size * 8 == 16
     assert coco_mask.auto_scale_lr.base_batch_size == 16
-    assert coco_mask.optim_wrapper.optimizer.lr == 0.02
-    assert _by_type(coco_mask.param_scheduler, 'MultiStepLR').milestones == [8, 11]
+    assert coco_mask.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9,
+                                                     weight_decay=0.0001)
+    warmup = _by_type(coco_mask.param_scheduler, 'LinearLR')
+    assert (warmup.start_factor, warmup.begin, warmup.end, warmup.by_epoch) == \
+        (0.001, 0, 1000, False)
+    steps = _by_type(coco_mask.param_scheduler, 'MultiStepLR')
+    assert steps.milestones == [60000, 80000] and steps.gamma == 0.1 and not steps.by_epoch
+    assert steps.end == 90000
     # bbox and mask AP on val2017.
     assert set(coco_mask.val_evaluator.metric) == {'bbox', 'segm'}
     assert coco_mask.val_dataloader.dataset.ann_file.endswith('instances_val2017.json')
@@ -181,3 +197,42 @@ def test_cityscapes_alignment_and_slide():
     assert cfg.model.auxiliary_head.align_corners is True
     assert cfg.model.test_cfg == dict(mode='slide', crop_size=(769, 769), stride=(513, 513))
     assert cfg.model.decode_head.num_classes == 19
+
+
+@pytest.mark.parametrize('path', [VOC_DET, COCO_MASK], ids=lambda p: p.name)
+def test_detection_has_detectron2_solver_and_bn_habits(path):
+    cfg = load(path)
+    # SOLVER.WEIGHT_DECAY_NORM = 0: no decay on norm layers (the rest keeps 1e-4).
+    assert cfg.optim_wrapper.paramwise_cfg == dict(norm_decay_mult=0.)
+    # TEST.PRECISE_BN: 200 iterations (at the protocol's total batch 16) before evaluating.
+    hooks = [h for h in cfg.custom_hooks if h.type == 'PreciseBNBeforeEvalHook']
+    assert hooks == [dict(type='PreciseBNBeforeEvalHook', num_iters=200)]
+
+
+def test_norm_layers_get_no_weight_decay():
+    """The optimizer built from the config: norm weights/biases at wd 0, convs at 1e-4."""
+    from mmengine.optim import build_optim_wrapper
+    from torch import nn
+
+    cfg = load(VOC_DET)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.SyncBatchNorm(4))
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    decay = {id(p): g['weight_decay'] for g in optim.param_groups for p in g['params']}
+    assert decay[id(model[0].weight)] == 0.0001
+    for norm in (model[1], model[2]):
+        assert decay[id(norm.weight)] == 0.0 and decay[id(norm.bias)] == 0.0
+
+
+def test_paper_suite_launch_matches_the_configs():
+    """Each paper protocol's GPU count x the config's per-GPU batch is its total batch, the
+    one its lr is for; VOC detection averages 5 seeds, the others run once (the papers)."""
+    from config_helpers import REPO_ROOT
+    from dsc_mm.benchmark.suites import PAPER
+    launch = {}
+    for protocol in PAPER.protocols:
+        cfg = load(REPO_ROOT / protocol.config)
+        assert protocol.gpus * cfg.train_dataloader.batch_size == protocol.total_batch
+        assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=protocol.total_batch)
+        launch[protocol.key] = (protocol.gpus, protocol.total_batch, protocol.seeds)
+    assert launch == {'voc-det': (8, 16, 5), 'coco-det': (8, 16, 1), 'voc-seg': (4, 16, 1),
+                      'cityscapes-seg': (4, 8, 1), 'in1k-linear': (8, 256, 1)}

@@ -168,3 +168,30 @@ def test_check_hook_fails_on_a_model_that_did_not_load(densecl_r18, tmp_path):
     segmentor.init_weights()
     runner._has_loaded = False
     hook.before_train(runner)
+
+
+def test_train_encoder_option_reaches_apply_pretrained(densecl_r18, repo_root, tmp_path):
+    """``tools/train.py CONFIG --pretrained CKPT --encoder key`` loads the EMA key encoder."""
+    import importlib.util
+
+    from dsc_mm.apis import merge_args
+    spec = importlib.util.spec_from_file_location('train_tool', repo_root / 'tools/train.py')
+    train_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_tool)
+    src, pretrain = densecl_r18
+    config = tmp_path / 'fcn.py'
+    config.write_text(FCN_PLAIN_STEM)
+    for flags, expected in (([], pretrain.backbone),
+                            (['--encoder', 'key'], pretrain.encoder_k.module[0]),
+                            (['--encoder', 'query'], pretrain.backbone)):
+        args = train_tool.parse_args([str(config), '--work-dir', str(tmp_path / 'w'),
+                                      '--pretrained', str(src), *flags])
+        cfg = merge_args(Config.fromfile(str(config)), args)
+        used = cfg.model.backbone.init_cfg.checkpoint
+        assert used.endswith(f'densecl_r18_{(flags or ["", "query"])[1]}.pth')
+        written = torch.load(used, weights_only=True)
+        for key, value in expected.state_dict().items():
+            assert torch.equal(written[f'backbone.{key}'], value), (flags, key)
+    args = train_tool.parse_args([str(config), '--encoder', 'key'])
+    with pytest.raises(ValueError, match='--encoder key chooses the encoder of a --pretrained'):
+        merge_args(Config.fromfile(str(config)), args)

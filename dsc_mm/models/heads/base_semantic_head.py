@@ -9,16 +9,18 @@ from mmengine.model import BaseModule
 class BaseSemanticHead(BaseModule, metaclass=ABCMeta):
     """Dense semantic contrast: discover pixel classes on the key pool, contrast by class.
 
-    The model calls :meth:`loss` once per step with
+    The model calls :meth:`loss` once per step (only once the semantic weight is > 0) with
 
     - ``query``: this process's dense queries of view 1, unit rows, with gradient;
-    - ``pool``: the key dense embeddings of the GLOBAL batch (all-gathered), unit rows, no
-      gradient; every process holds the same pool, so clustering/equipartition on it gives
-      the same classes everywhere;
+    - ``pool``: the key pixels the queries contrast with, unit rows, no gradient: the key dense
+      embeddings of the GLOBAL batch (all-gathered, the same on every process) up to the
+      model's ``max_contrast_pixels``, a bounded set above it (``models.utils.pixel_pool``);
     - ``match_index``: for every query pixel, the row of ``pool`` holding its matched
       (cross-view top-1) key pixel; the query pixel takes that key pixel's class;
     - ``cur_iter``: the model's iteration counter (a 0-dim tensor, kept on the device so no
-      host sync is needed for schedules such as frozen prototypes).
+      host sync is needed for schedules such as frozen prototypes);
+    - ``cluster_pool``: None when ``pool`` is the global pool; otherwise a bounded sample of
+      the global pool that is the same on every process, to cluster on.
 
     and receives a dict with ``loss`` (scalar, unweighted) and the detached statistics
     ``cluster_nonempty`` (number of classes in use) and ``cluster_entropy`` (entropy of the
@@ -43,14 +45,17 @@ class BaseSemanticHead(BaseModule, metaclass=ABCMeta):
 
     @abstractmethod
     def loss(self, query: torch.Tensor, pool: torch.Tensor, match_index: torch.Tensor,
-             cur_iter: torch.Tensor) -> Dict[str, torch.Tensor]:
+             cur_iter: torch.Tensor,
+             cluster_pool: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Compute the semantic loss.
 
         Args:
             query (torch.Tensor): Unit dense queries of this process. # (M, C), M = B*S*S
-            pool (torch.Tensor): Unit key pixels of the global batch. # (N, C), N = W*B*S*S
+            pool (torch.Tensor): Unit key pixels to contrast with. # (N, C), N <= W*B*S*S
             match_index (torch.Tensor): Pool row of each query's matched key pixel. # (M, )
             cur_iter (torch.Tensor): Iteration counter. # ()
+            cluster_pool (torch.Tensor, optional): Sample to cluster on, the same on every
+                process; None: cluster ``pool``. # (N_s, C). Defaults to None.
 
         Returns:
             Dict[str, torch.Tensor]: ``loss``, ``cluster_nonempty``, ``cluster_entropy``.

@@ -5,7 +5,7 @@ import torch
 from mmengine.dist import broadcast
 from mmpretrain.registry import MODELS
 
-from ..utils import spherical_kmeans
+from ..utils import at_least_float32, float32_region, nearest_centroid, spherical_kmeans
 from .base_semantic_head import BaseSemanticHead
 
 
@@ -22,6 +22,11 @@ class KMeansSemanticHead(BaseSemanticHead):
         L_i = -1/|P(i)| sum_{p in P(i)} log exp(r_i.t_p/T) / sum_{a in pool} exp(r_i.t_a/T)
 
     ``P(i)`` always contains the matched key pixel itself, so it is never empty.
+
+    When the model bounds the contrast set (``cluster_pool`` given), k-means runs on that
+    shared sample and the contrast pixels take the label of their nearest centroid.
+
+    Clustering, the logits and their log-sum-exp run in float32 with autocast off.
 
     Args:
         num_classes (int): K. Defaults to 128.
@@ -58,7 +63,7 @@ class KMeansSemanticHead(BaseSemanticHead):
         rounding between devices.
 
         Args:
-            pool (torch.Tensor): Unit key pixels of the global batch. # (N, C)
+            pool (torch.Tensor): Unit key pixels, the same on every process. # (N, C)
 
         Returns:
             torch.Tensor: Labels in [0, K). # (N, )
@@ -76,24 +81,31 @@ class KMeansSemanticHead(BaseSemanticHead):
         return labels
 
     def loss(self, query: torch.Tensor, pool: torch.Tensor, match_index: torch.Tensor,
-             cur_iter: torch.Tensor) -> Dict[str, torch.Tensor]:
+             cur_iter: torch.Tensor,
+             cluster_pool: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """See :meth:`BaseSemanticHead.loss`."""
-        pool_labels = self.cluster(pool)  # (N, )
+        if cluster_pool is None:
+            pool_labels = self.cluster(pool)  # (N, )
+            # Usage counted on a plain nearest-centroid assignment: the k-means labels are never
+            # empty because empty clusters are re-seeded, which would hide a collapse.
+            nearest = nearest_centroid(pool, self.centroids)  # (N, )
+        else:
+            self.cluster(cluster_pool)
+            pool_labels = nearest = nearest_centroid(pool, self.centroids)  # (N, )
         query_labels = pool_labels[match_index]  # (M, )
-        logits = query @ pool.t().to(query.dtype) / self.temperature  # (M, N)
-        # L_i = lse_i - mean_{p in P(i)} r_i.t_p / T. The positives' mean needs no (M, N) mask:
-        # sum_{p in class c} r_i.t_p = r_i.(sum of class c's pixels), so a (K, C) matrix of
-        # class sums replaces the mask, log_softmax and product (three (M, N) buffers fewer).
-        with torch.no_grad():
-            pool32 = pool.float()  # float32 sums even under AMP
-            class_sums = torch.zeros_like(self.centroids).index_add_(0, pool_labels, pool32)
-            class_sizes = torch.zeros_like(self.centroids[:, 0]).index_add_(
-                0, pool_labels, torch.ones_like(pool32[:, 0]))  # (K, ), >= 1 for query labels
-        positive_mean = (query.float() * class_sums[query_labels]).sum(1) / (
-            class_sizes[query_labels] * self.temperature)  # (M, )
-        loss = (torch.logsumexp(logits.float(), dim=1) - positive_mean).mean()
-        # Usage counted on a plain nearest-centroid assignment: the k-means labels are never
-        # empty because empty clusters are re-seeded, which would hide a collapse.
-        with torch.no_grad():
-            nearest = (pool @ self.centroids.t().to(pool.dtype)).argmax(dim=1)  # (N, )
+        with float32_region(query.device):
+            query32, pool32 = at_least_float32(query), at_least_float32(pool)
+            logits = query32 @ pool32.t() / self.temperature  # (M, N)
+            # L_i = lse_i - mean_{p in P(i)} r_i.t_p / T. The positives' mean needs no (M, N)
+            # mask: sum_{p in class c} r_i.t_p = r_i.(sum of class c's pixels), so a (K, C)
+            # matrix of class sums replaces the mask, log_softmax and product (three (M, N)
+            # buffers fewer).
+            with torch.no_grad():
+                class_sums = torch.zeros_like(self.centroids, dtype=pool32.dtype).index_add_(
+                    0, pool_labels, pool32)  # (K, C)
+                class_sizes = torch.zeros_like(class_sums[:, 0]).index_add_(
+                    0, pool_labels, torch.ones_like(pool32[:, 0]))  # (K, ), >= 1 for queries
+            positive_mean = (query32 * class_sums[query_labels]).sum(1) / (
+                class_sizes[query_labels] * self.temperature)  # (M, )
+            loss = (torch.logsumexp(logits, dim=1) - positive_mean).mean()
         return dict(loss=loss, **self.cluster_stats(nearest))

@@ -5,7 +5,8 @@ import torch
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ..utils import cross_view_neighbours, same_view_neighbours
+from ..utils import (at_least_float32, cross_view_neighbours, float32_region,
+                     same_view_neighbours)
 
 
 def _gather_locations(grid: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -119,6 +120,10 @@ class PixelNeighbourHead(BaseModule):
         Returns:
             torch.Tensor: The scalar loss.
         """
+        # float32 under AMP too (autocast leaves these element-wise ops in the input dtype).
+        query_grid, key_grid = at_least_float32(query_grid), at_least_float32(key_grid)
+        if key1_grid is not None:
+            key1_grid = at_least_float32(key1_grid)
         # Element-wise product and sum (not a bmm) so that k_x=1 reproduces DenseCL's
         # arithmetic exactly, which the reduction test checks to 1e-6.
         pos = (query_grid.unsqueeze(-1) * _gather_locations(key_grid, cross_index)).sum(1)
@@ -132,8 +137,11 @@ class PixelNeighbourHead(BaseModule):
         # at L = 65536 that division and its backward were two full passes over the largest
         # matrix of the step (about 40 ms of a 1 s ResNet-18 step on one CPU core) and one
         # more (B*S*S, L) buffer at the memory peak.
-        neg = torch.einsum('nc,ck->nk', [queries / self.temperature, queue.detach()])
-        return multi_positive_info_nce_logits(pos / self.temperature, neg)  # neg: (B*S*S, L)
+        # float32 with autocast off: the log-sum-exp runs over the whole queue.
+        with float32_region(queries.device):
+            neg = torch.einsum('nc,ck->nk', [queries / self.temperature,
+                                             at_least_float32(queue.detach())])
+            return multi_positive_info_nce_logits(pos / self.temperature, neg)  # (B*S*S, L)
 
 
 def multi_positive_info_nce(pos: torch.Tensor, neg: torch.Tensor,

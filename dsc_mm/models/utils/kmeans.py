@@ -15,6 +15,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .precision import float32_region
+
 
 def _check_pool(x: torch.Tensor, num_clusters: int) -> None:
     """Raise a one-sentence ``ValueError`` when the pool cannot hold ``num_clusters`` clusters."""
@@ -49,7 +51,13 @@ def kmeans_plus_plus(x: torch.Tensor,
         torch.Tensor: K rows of ``x`` with distinct indices, in float32. # (K, C)
     """
     _check_pool(x, num_clusters)
-    x = x.float()
+    with float32_region(x.device):
+        return _kmeans_plus_plus(x.float(), num_clusters, generator)
+
+
+def _kmeans_plus_plus(x: torch.Tensor, num_clusters: int,
+                      generator: Optional[torch.Generator]) -> torch.Tensor:
+    """:func:`kmeans_plus_plus` on a float32 pool, outside autocast."""
     num_points, device = x.shape[0], x.device
     num_trials = 2 + int(math.log(num_clusters))
     chosen = torch.zeros(num_points, dtype=torch.bool, device=device)
@@ -84,6 +92,21 @@ def _assign(x: torch.Tensor, centroids: torch.Tensor) -> Tuple[torch.Tensor, tor
     """Cosine assignment; a function so the (N, K) similarity is freed before the next one."""
     best_sim, labels = (x @ centroids.t()).max(dim=1)  # (N, ), (N, )
     return best_sim, labels
+
+
+@torch.no_grad()
+def nearest_centroid(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """Label of each point: its most similar centroid, in float32 even under autocast.
+
+    Args:
+        x (torch.Tensor): Unit points. # (N, C)
+        centroids (torch.Tensor): Unit centroids. # (K, C)
+
+    Returns:
+        torch.Tensor: int64 labels in [0, K). # (N, )
+    """
+    with float32_region(x.device):
+        return _assign(x.float(), centroids.float())[1]
 
 
 def _reseed_empty(best_sim: torch.Tensor, labels: torch.Tensor,
@@ -166,8 +189,18 @@ def spherical_kmeans(x: torch.Tensor,
     if num_iters < 1:
         raise ValueError(f'spherical k-means needs num_iters >= 1 Lloyd steps to produce '
                          f'labels, got {num_iters}.')
-    # float32 even under AMP: the index_add_ means of thousands of fp16 rows lose precision.
-    x = F.normalize(x.float(), dim=1)
+    # float32 with autocast off: under AMP the assignments' matmuls would otherwise run in
+    # bf16/fp16 (even on float32 inputs) and the index_add_ means of thousands of rows lose
+    # precision.
+    with float32_region(x.device):
+        return _lloyd(F.normalize(x.float(), dim=1), num_clusters, num_iters, init_centroids,
+                      generator)
+
+
+def _lloyd(x: torch.Tensor, num_clusters: int, num_iters: int,
+           init_centroids: Optional[torch.Tensor],
+           generator: Optional[torch.Generator]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`spherical_kmeans` on a float32 unit pool, outside autocast."""
     if init_centroids is None:
         centroids = kmeans_plus_plus(x, num_clusters, generator=generator)
     else:

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from .precision import float32_region
+
 
 @torch.no_grad()
 def sinkhorn_knopp(scores: torch.Tensor, eps: float = 0.05, num_iters: int = 3) -> torch.Tensor:
@@ -43,11 +45,13 @@ def sinkhorn_knopp(scores: torch.Tensor, eps: float = 0.05, num_iters: int = 3) 
         raise ValueError(f'sinkhorn_knopp needs num_iters >= 1 scaling rounds (the last one '
                          f'makes the rows distributions), got num_iters={num_iters}.')
     num_points, num_protos = scores.shape
-    log_q = scores.float() / eps  # (N, K), a new tensor: the in-place updates spare `scores`
-    # In place: at large N the passes over the (N, K) matrix are memory-bound (1.8x faster).
-    for _ in range(num_iters):
-        # Each prototype (column) gets total mass 1 / K ...
-        log_q -= torch.logsumexp(log_q, dim=0, keepdim=True) + math.log(num_protos)
-        # ... and each pixel (row) total mass 1 / N.
-        log_q -= torch.logsumexp(log_q, dim=1, keepdim=True) + math.log(num_points)
-    return log_q.add_(math.log(num_points)).exp_()
+    # float32 with autocast off, whatever an autocast policy would do with these ops.
+    with float32_region(scores.device):
+        log_q = scores.float() / eps  # (N, K), a new tensor: the in-place updates spare scores
+        # In place: at large N the passes over the (N, K) matrix are memory-bound (1.8x faster).
+        for _ in range(num_iters):
+            # Each prototype (column) gets total mass 1 / K ...
+            log_q -= torch.logsumexp(log_q, dim=0, keepdim=True) + math.log(num_protos)
+            # ... and each pixel (row) total mass 1 / N.
+            log_q -= torch.logsumexp(log_q, dim=1, keepdim=True) + math.log(num_points)
+        return log_q.add_(math.log(num_points)).exp_()

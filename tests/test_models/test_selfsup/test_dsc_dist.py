@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo): the global pool, k-means labels and queues see the GLOBAL batch."""
+"""Two CPU processes (gloo): the global pool, k-means labels and queues see the GLOBAL batch;
+above the cap, the bounded contrast set shares one sample across ranks."""
 import socket
 
 import pytest
@@ -31,7 +32,7 @@ def _worker(rank, port, out_dir, dsc_cfg):
     from mmpretrain.registry import MODELS
 
     import dsc_mm.models  # noqa: F401
-    from dsc_mm.models.utils import FeatureQueue, global_pixel_pool
+    from dsc_mm.models.utils import FeatureQueue, bounded_pixel_pool, global_pixel_pool
     init_default_scope('mmpretrain')
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
@@ -43,6 +44,10 @@ def _worker(rank, port, out_dir, dsc_cfg):
     head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=CHANNELS))
     torch.manual_seed(0)
     result.update(pool=pool, rows=rows, labels=head.cluster(pool), centroids=head.centroids)
+    # 1b. Above the cap (2 x 18 pixels > 20): own 18 pixels + 2 sampled from the other rank.
+    contrast = bounded_pixel_pool(key_dense, match, max_pixels=BATCH * NUM_LOC + 2, seed=3)
+    result.update(bounded=contrast.pixels, bounded_rows=contrast.match_rows,
+                  sample=contrast.cluster_pixels)
     # 2. A queue fed with rank-specific keys.
     queue = FeatureQueue(CHANNELS, 16)
     queue.enqueue(torch.full((BATCH, CHANNELS), float(rank + 1)))
@@ -104,3 +109,18 @@ def test_dsc_step_keeps_replicas_identical(results):
     assert torch.equal(first['instance_queue'], second['instance_queue'])
     assert torch.equal(first['centroids_dsc'], second['centroids_dsc'])
     assert torch.isfinite(first['loss']) and torch.isfinite(second['loss'])
+
+
+def test_bounded_set_holds_own_pixels_and_one_sample_shared_by_the_ranks(results):
+    local = [_local_keys(r)[0].permute(0, 2, 1).reshape(-1, CHANNELS) for r in range(WORLD)]
+    assert torch.equal(results[0]['sample'], results[1]['sample'])
+    for rank, res in enumerate(results):
+        assert res['bounded'].shape == (BATCH * NUM_LOC + 2, CHANNELS)
+        assert torch.equal(res['bounded'][:BATCH * NUM_LOC], local[rank])
+        assert torch.equal(res['bounded_rows'], res['rows'] - rank * BATCH * NUM_LOC)
+        other = local[1 - rank]
+        for row in res['bounded'][BATCH * NUM_LOC:]:
+            assert (row[None] == other).all(1).any()  # a pixel of the other rank
+        # The shared sample is rank 0's 2 picks followed by rank 1's.
+        assert torch.equal(res['sample'][2 * (1 - rank):2 * (2 - rank)],
+                           res['bounded'][BATCH * NUM_LOC:])

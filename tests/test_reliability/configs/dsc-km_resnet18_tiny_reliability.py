@@ -9,7 +9,7 @@ crop_size = 64
 model = dict(
     queue_len=64,
     dense_start_iters=0,
-    semantic_ramp=(0, 2),
+    semantic_ramp=(0, 0),  # beta > 0 from step 0 (a term with weight 0 is not computed)
     backbone=dict(stem_channels=16, base_channels=16),
     neck=dict(in_channels=128, hid_channels=32),
     pixel_head=dict(cross_view_topk=2),  # 2 of 4 locations

@@ -27,7 +27,8 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
-        type=dataset_type,
+        # Trains on "difficult" boxes as detectron2 does; VOCMetric still ignores them.
+        type='VOCTrainDifficultDataset',
         data_root=data_root,
         ann_file='VOC2012/ImageSets/Main/train.txt',
         data_prefix=dict(sub_data_root='VOC2012/'),

@@ -9,7 +9,10 @@ model = dict(
     data_preprocessor=dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True),
+        bgr_to_rgb=True,
+        # detectron2's C4 backbone has no size divisibility: pad to the batch's largest image
+        # only (mmdet's C4 base pads to a multiple of 32; only FPN needs that).
+        pad_size_divisor=1),
     backbone=dict(
         frozen_stages=-1,
         norm_cfg=norm_cfg,

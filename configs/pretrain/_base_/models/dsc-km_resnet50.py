@@ -8,8 +8,8 @@ model = dict(
     instance_weight=0.5,
     pixel_weight=0.5,
     semantic_weight=0.5,  # beta
-    dense_start_iters=10000,  # DenseCL's warm-up (author: DenseCLWarmupHook start_iters=10000)
-    semantic_ramp=(10000, 20000),  # beta: 0 before 10k iterations, linear to 0.5 at 20k
+    # The semantic term contrasts with at most the paper's global pool (256 images x 49).
+    max_contrast_pixels=12544,
     backbone=dict(
         type='ResNet',
         depth=50,
@@ -38,3 +38,5 @@ model = dict(
         temperature=0.2),
 )
 find_unused_parameters = True
+# Counts DSC's optimizer steps and resolves schedules given in epochs at run start.
+custom_hooks = [dict(type='DSCScheduleHook')]

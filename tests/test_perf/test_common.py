@@ -1,4 +1,4 @@
-"""benchmarks/_common.py: the helpers behind the step and data-pipeline tables (not timings)."""
+"""perf/_common.py: the helpers behind the step and data-pipeline tables (not timings)."""
 import importlib.util
 
 import numpy as np
@@ -8,9 +8,9 @@ import torch
 
 @pytest.fixture(scope='module')
 def common(repo_root):
-    # benchmarks/ is a folder of scripts, not a package: load the module from its file.
+    # perf/ is a folder of scripts, not a package: load the module from its file.
     spec = importlib.util.spec_from_file_location('bench_common',
-                                                  repo_root / 'benchmarks' / '_common.py')
+                                                  repo_root / 'perf' / '_common.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

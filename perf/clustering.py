@@ -14,9 +14,9 @@ Prints markdown tables (the ones in docs/performance.md, section "Clustering"):
 
 Usage (from the repository root)::
 
-    python benchmarks/clustering.py                      # CPU
-    python benchmarks/clustering.py --device cuda
-    PYTHONPATH=/path/to/sklearn python benchmarks/clustering.py   # adds the scikit-learn rows
+    python perf/clustering.py                      # CPU
+    python perf/clustering.py --device cuda
+    PYTHONPATH=/path/to/sklearn python perf/clustering.py   # adds the scikit-learn rows
 """
 import argparse
 import os
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dsc_mm.models.utils.kmeans import kmeans_plus_plus, spherical_kmeans  # noqa: E402
 from dsc_mm.models.utils.sinkhorn import sinkhorn_knopp  # noqa: E402
+from perf._common import make_clock, synchronize  # noqa: E402
 
 try:
     from sklearn.cluster import KMeans
@@ -65,11 +66,6 @@ def parse_args():
                         help='batch sizes of the measured DenseCL steps (linear fit to 32); '
                         'pass 0 to skip')
     return parser.parse_args()
-
-
-def synchronize(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 #: Set from --clock in main().
@@ -248,11 +244,7 @@ def main():
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.clock == 'process':
-        if device.type != 'cpu':
-            raise SystemExit(f'--clock process measures CPU time and cannot time device '
-                             f'{device}; use --clock wall there.')
-        CLOCK = time.process_time
+    CLOCK = make_clock(args.clock, device)
     print(f'# Clustering benchmark: torch {torch.__version__}, device {device}, '
           f'{torch.get_num_threads()} threads, clock {args.clock}, '
           f'{platform.processor() or platform.machine()}, python {platform.python_version()}')

@@ -8,14 +8,14 @@ worker count it prints images/s (one image = both views), after the first batche
 page cache) are discarded.
 
 With ``--step-ms`` (a measured training-step time, e.g. DSC-KM's median from
-``benchmarks/pretrain_step.py``) and ``--step-batch`` it also prints the step's consumption rate
+``perf/pretrain_step.py``) and ``--step-batch`` it also prints the step's consumption rate
 and the workers one training process (one GPU) needs so that loading is not the bottleneck.
 
 Usage (from the repository root)::
 
     python tools/generate_scenes.py --out data/scenes      # if data/scenes is absent
-    python benchmarks/data_pipeline.py --workers 0 1 2 --step-ms 2500 --step-batch 4
-    python benchmarks/data_pipeline.py --data-root ../shared/data --folders coco_tiny/train2017
+    python perf/data_pipeline.py --workers 0 1 2 --step-ms 2500 --step-batch 4
+    python perf/data_pipeline.py --data-root ../shared/data --folders coco_tiny/train2017
 """
 import argparse
 import math

@@ -1,9 +1,12 @@
 """Training-step time and memory of DSC-KM / DSC-PM against DenseCL and MoCo v2, side by side.
 
 MoCo v2 and DenseCL are mmpretrain's own classes built from mmpretrain's configs; DSC-KM and
-DSC-PM come from the project's paper-scale configs. All four share IDENTICAL backbone weights
-(DenseCL and DSC also the same DenseCL neck), see the same synthetic batch, and DSC's counter
-``iter_count`` is set past every warm-up so the pixel and semantic terms are ON.
+DSC-PM come from the project's paper-scale configs (their epoch schedules resolved for ImageNet
+at 8 GPUs x 32). All four share IDENTICAL backbone weights (DenseCL and DSC also the same
+DenseCL neck) and see the same synthetic batch. ``--phase full`` (default) sets DSC's counter
+``iter_count`` past every warm-up so the pixel and semantic terms are ON; ``--phase warmup``
+sets it to 0, before the semantic ramp starts, where DSC must cost what DenseCL costs (its
+semantic term is skipped: no clustering, no logits).
 
 One step = ``model.loss`` (both encoders, EMA update, queues) + backward + SGD step in
 ``train()`` mode. After warm-up steps, R rounds run every method once, in an order rotated by one
@@ -23,9 +26,11 @@ right after building the model, the optimizer and the batch); on CUDA
 
 Usage (from the repository root)::
 
-    python benchmarks/pretrain_step.py --depth 18                       # CPU, ResNet-18
-    python benchmarks/pretrain_step.py --depth 50 --batch 4 --threads 1 --clock process
-    python benchmarks/pretrain_step.py --device cuda --batch 32 --amp --channels-last
+    python perf/pretrain_step.py --depth 18                       # CPU, ResNet-18
+    python perf/pretrain_step.py --depth 50 --batch 4 --threads 1 --clock process
+    python perf/pretrain_step.py --phase warmup --methods DenseCL DSC-KM DSC-PM --threads 1 \
+        --clock process --no-memory
+    python perf/pretrain_step.py --device cuda --batch 32 --amp --channels-last
 """
 import argparse
 import contextlib
@@ -43,7 +48,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._common import (current_rss_mib, make_clock, peak_rss_mib,  # noqa: E402
+from perf._common import (current_rss_mib, make_clock, peak_rss_mib,  # noqa: E402
                                 reset_peak_rss, rotations, summarize, synchronize)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,6 +75,9 @@ def parse_args(argv=None):
                         help='length of every queue (the papers use 65536)')
     parser.add_argument('--methods', nargs='+', default=list(CONFIGS), choices=list(CONFIGS),
                         metavar='METHOD', help=f'subset of {list(CONFIGS)}')
+    parser.add_argument('--phase', choices=['full', 'warmup'], default='full',
+                        help='full: every DSC term on; warmup: step 0, before the semantic '
+                        'ramp (and the pixel warm-up) starts')
     parser.add_argument('--device', default='cpu', help='torch device: cpu or cuda')
     parser.add_argument('--amp', action='store_true', help='bfloat16 autocast (CUDA)')
     parser.add_argument('--channels-last', action='store_true',
@@ -107,11 +115,28 @@ def model_cfg(method, args):
     return cfg
 
 
+#: Optimizer steps per ImageNet epoch in the paper setting (1,281,167 images, 8 GPUs x 32).
+PAPER_STEPS_PER_EPOCH = 1281167 / 256
+
+
 def past_warmups(model):
     """Iteration at which every schedule of a DSC model is on (pixel, semantic, prototypes)."""
     head = model.semantic_head
     return max(model.dense_start_iters, model.semantic_ramp[1],
                getattr(head, 'freeze_prototypes_iters', 0)) + 1
+
+
+def set_phase(method, model, phase):
+    """Put a DSC model's counter in ``phase`` and check which terms are on there."""
+    model.resolve_schedules(PAPER_STEPS_PER_EPOCH)
+    model.set_iter(past_warmups(model) if phase == 'full' else 0)
+    weights = [float(w) for w in model.loss_weights()]
+    if phase == 'full' and min(weights) <= 0:
+        raise RuntimeError(f'{method}: loss weights {weights} at iter_count='
+                           f'{int(model.iter_count)}; every DSC term must be on.')
+    if phase == 'warmup' and model.semantic_on(model.host_iter()):
+        raise RuntimeError(f'{method}: the semantic term is on at iter_count=0; the warm-up '
+                           f'phase needs a config whose semantic ramp starts later.')
 
 
 def build_models(args, device):
@@ -134,11 +159,7 @@ def build_models(args, device):
         model.encoder_k.module.load_state_dict(
             nn.Sequential(model.backbone, model.neck).state_dict())
         if hasattr(model, 'iter_count'):
-            model.iter_count.fill_(past_warmups(model))
-            weights = [float(w) for w in model.loss_weights()]
-            if min(weights) <= 0:
-                raise RuntimeError(f'{method}: loss weights {weights} at iter_count='
-                                   f'{int(model.iter_count)}; every DSC term must be on.')
+            set_phase(method, model, args.phase)
         model.to(device).train()
         if args.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -218,7 +239,7 @@ class PartTimers:
         from dsc_mm.models.heads import prototype_semantic_head
         from dsc_mm.models.selfsup import dsc
         # Module-level names: the functions as the calling modules see them.
-        self.wrap(dsc, 'global_pixel_pool', 'pixel pool (gather, match rows)')
+        self.wrap(dsc, 'bounded_pixel_pool', 'pixel pool (gather, match rows)')
         self.wrap(prototype_semantic_head, 'sinkhorn_knopp', 'clustering (Sinkhorn)')
         for method in DSC_METHODS:
             if method not in models:
@@ -269,7 +290,7 @@ def cpu_memory(args):
         cmd = [sys.executable, os.path.abspath(__file__), '--child', method,
                '--depth', str(args.depth), '--batch', str(args.batch), '--size', str(args.size),
                '--queue-len', str(args.queue_len), '--warmup', str(args.warmup),
-               '--memory-steps', str(args.memory_steps)]
+               '--memory-steps', str(args.memory_steps), '--phase', args.phase]
         if args.threads:
             cmd += ['--threads', str(args.threads)]
         if args.channels_last:
@@ -317,7 +338,8 @@ def main(argv=None):
           f'{platform.processor() or platform.machine()}, python {platform.python_version()}')
     print(f'command: python {" ".join(sys.argv)}')
     print(f'ResNet-{args.depth}, batch {args.batch} per view, {args.size} px, queue '
-          f'{args.queue_len}, amp {args.amp}, channels_last {args.channels_last}, '
+          f'{args.queue_len}, phase {args.phase}, amp {args.amp}, '
+          f'channels_last {args.channels_last}, '
           f'{args.warmup} warm-up steps, {args.repeats} rounds\n')
 
     models = build_models(args, device)

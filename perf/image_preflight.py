@@ -9,7 +9,7 @@ process (one thread) and wall time.
 
 Usage (from the repository root)::
 
-    python benchmarks/image_preflight.py --data-root ../shared/data     # the 269 real images
+    python perf/image_preflight.py --data-root ../shared/data     # the 269 real images
 """
 import argparse
 import io
