@@ -14,6 +14,7 @@ own launch (processes x images = its total batch) and its own number of seeds; i
 suite VOC detection runs on 8 GPUs with 5 seeds, COCO on 8 GPUs, segmentation on 4 GPUs.
 """
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -35,6 +36,8 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', metavar='KEY',
                         help='rows to run: random mocov2 densecl dsc-km dsc-pm '
                         '(default: the suite\'s defaults)')
+    parser.add_argument('--protocols', nargs='+', metavar='KEY',
+                        help="columns to run (default: all of the suite's)")
     parser.add_argument('--checkpoint', nargs='+', default=[], metavar='NAME=PATH',
                         help='add a row for your own pretraining or converted checkpoint')
     parser.add_argument('--gpus', type=int, metavar='N',
@@ -50,6 +53,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     suite = SUITES[args.suite]
+    if args.protocols:
+        known = {p.key: p for p in suite.protocols}
+        unknown = [k for k in args.protocols if k not in known]
+        if unknown:
+            sys.exit(f'error: unknown protocol(s) {unknown} for suite {suite.name}; choose from '
+                     f'{sorted(known)}.')
+        suite = dataclasses.replace(suite, protocols=tuple(known[k] for k in args.protocols))
     work_dir = args.work_dir or os.path.join('work_dirs', f'benchmark_{suite.name}')
     try:
         methods = select_methods(suite, args.methods, args.checkpoint)

@@ -2,8 +2,10 @@
 
 A suite names configs only; :mod:`dsc_mm.benchmark.runner` turns it into commands. The columns
 follow the paper tables (method.md): VOC det AP/AP50/AP75, COCO APbb/APmk, VOC and Cityscapes
-mIoU. Tiny and mini-real suites use the same columns on their small stand-in datasets, each
-protocol on one process at batch 2 with one seed (CPU minutes; ``--seeds`` adds more).
+mIoU. The tiny suite uses the same columns on its small stand-in data, each protocol on one
+process at batch 2 with one seed (CPU minutes; ``--seeds`` adds more), plus a dense linear probe
+on frozen features (docs/probes.md, batch 1); the mini-real suite is made of such probes (its
+fine-tuning columns are in mini-real-finetune); the paper suite adds ImageNet linear evaluation.
 """
 import re
 from dataclasses import dataclass, field
@@ -85,6 +87,9 @@ class Suite:
 VOC_DET = {'AP': 'pascal_voc/mAP', 'AP50': 'pascal_voc/AP50', 'AP75': 'pascal_voc/AP75'}
 COCO_DET = {'APbb': 'coco/bbox_mAP', 'APmk': 'coco/segm_mAP'}
 SEG = {'mIoU': 'mIoU'}
+# mmpretrain's Accuracy logs top-1 in percent.
+IN1K_LINEAR = {'top-1': 'accuracy/top1'}
+PROBE_DIR = 'configs/probe/'
 
 
 def _short_schedule(iters: int) -> Tuple[str, ...]:
@@ -120,6 +125,9 @@ TINY = Suite(
                  'configs/segmentation/fcn_r18-d8-plain_tiny_scenes-voc.py', SEG,
                  options=_short_schedule(120) + ('param_scheduler.0.end=120',
                                                  'val_dataloader.dataset.indices=16')),
+        # Frozen backbone, linear classifier on C5: ranks the representations themselves.
+        Protocol('voc-probe', 'Scenes VOC linear probe (frozen R18-D8)',
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_scenes-voc.py', SEG, total_batch=1),
     ),
     data_env='DSC_MM_SCENES',
     default_data='data/scenes',
@@ -129,7 +137,24 @@ TINY = Suite(
 
 MINI_REAL = Suite(
     name='mini-real',
-    description='CPU, the real mini datasets (coco_tiny, coco128_voc, camvid_mini), ResNet-18',
+    description='CPU, the real mini datasets (coco128_voc, camvid_mini), ResNet-18, frozen-'
+                'feature linear probes',
+    methods=_methods('resnet18_tiny_real'),
+    # Fine-tuning 73 / 50 images for 100-200 CPU iterations gave 0.0 detection AP for every
+    # row (README): those columns are in --suite mini-real-finetune, out of the default.
+    protocols=(
+        Protocol('voc-probe', 'coco128-VOC linear probe (frozen R18-D8)',
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_coco128-voc.py', SEG, total_batch=1),
+        Protocol('street-probe', 'CamVid mini linear probe (frozen R18-D8)',
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_camvid.py', SEG, total_batch=1),
+    ),
+    data_env='DSC_MM_DATA',
+)
+
+MINI_REAL_FINETUNE = Suite(
+    name='mini-real-finetune',
+    description='CPU, the real mini datasets (coco_tiny, coco128_voc, camvid_mini), ResNet-18, '
+                'fine-tuning',
     methods=_methods('resnet18_tiny_real'),
     protocols=(
         Protocol('voc-det', 'coco128-VOC det (Faster R-CNN R18-C4)',
@@ -164,12 +189,15 @@ PAPER = Suite(
         Protocol('cityscapes-seg', 'Cityscapes seg (FCN R50-D8)',
                  'configs/segmentation/fcn_r50-d8-plain-syncbn_40k_cityscapes-769x769.py', SEG,
                  gpus=4, total_batch=8),
+        Protocol('in1k-linear', 'ImageNet linear (frozen R50, 100 ep)',
+                 'configs/classification/resnet50_8xb32-linear-steplr-100e_in1k.py', IN1K_LINEAR,
+                 gpus=8, total_batch=256),
     ),
     data_env='DSC_MM_DATA',
     gpus=8,
 )
 
-SUITES = {s.name: s for s in (TINY, MINI_REAL, PAPER)}
+SUITES = {s.name: s for s in (TINY, MINI_REAL, MINI_REAL_FINETUNE, PAPER)}
 
 
 def select_methods(suite: Suite, keys: Optional[List[str]] = None,

@@ -235,4 +235,4 @@ def test_paper_suite_launch_matches_the_configs():
         assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=protocol.total_batch)
         launch[protocol.key] = (protocol.gpus, protocol.total_batch, protocol.seeds)
     assert launch == {'voc-det': (8, 16, 5), 'coco-det': (8, 16, 1), 'voc-seg': (4, 16, 1),
-                      'cityscapes-seg': (4, 8, 1)}
+                      'cityscapes-seg': (4, 8, 1), 'in1k-linear': (8, 256, 1)}
