@@ -1,4 +1,5 @@
 """Shared pytest fixtures."""
+import importlib.util
 import os
 from pathlib import Path
 
@@ -11,6 +12,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def repo_root() -> Path:
     """The repository root (configs/ and tools/ live there)."""
     return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def load_script():
+    """Import a script of the repository from its file: ``load_script('tools/train.py')``.
+
+    tools/ and perf/ are folders of scripts, not packages; putting them on ``sys.path`` would
+    let tools/test.py shadow the standard library's ``test``.
+    """
+    def load(relative_path: str):
+        path = REPO_ROOT / relative_path
+        spec = importlib.util.spec_from_file_location(f'dsc_mm_script_{path.stem}', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope='session')

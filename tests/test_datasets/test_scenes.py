@@ -310,12 +310,8 @@ def test_mmseg_voc_and_cityscapes_style_datasets_read_the_files(dataset):
     assert diff < 8
 
 
-def test_cli_writes_the_dataset_and_reports_progress(tmp_path, repo_root, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'generate_scenes_cli', repo_root / 'tools' / 'generate_scenes.py')
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+def test_cli_writes_the_dataset_and_reports_progress(tmp_path, load_script, capsys):
+    cli = load_script('tools/generate_scenes.py')
     args = ['--out', str(tmp_path / 'scenes'), '--num-train', '2', '--num-val', '1',
             '--num-unlabeled', '1', '--size', '64', '--workers', '1']
     cli.main(args)

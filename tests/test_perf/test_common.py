@@ -1,5 +1,4 @@
 """perf/_common.py: the helpers behind the step and data-pipeline tables (not timings)."""
-import importlib.util
 
 import numpy as np
 import pytest
@@ -7,13 +6,8 @@ import torch
 
 
 @pytest.fixture(scope='module')
-def common(repo_root):
-    # perf/ is a folder of scripts, not a package: load the module from its file.
-    spec = importlib.util.spec_from_file_location('bench_common',
-                                                  repo_root / 'perf' / '_common.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def common(load_script):
+    return load_script('perf/_common.py')
 
 
 def test_rotations_run_every_method_once_per_round_with_a_new_first(common):

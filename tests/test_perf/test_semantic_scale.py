@@ -1,17 +1,12 @@
 """perf/semantic_scale.py: its simulated ranks and its table (tiny sizes, no timings checked)."""
-import importlib.util
 
 import pytest
 import torch
 
 
 @pytest.fixture(scope='module')
-def scale(repo_root):
-    spec = importlib.util.spec_from_file_location('semantic_scale',
-                                                  repo_root / 'perf' / 'semantic_scale.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def scale(load_script):
+    return load_script('perf/semantic_scale.py')
 
 
 def test_simulated_ranks_gather_what_the_other_ranks_hold(scale):

@@ -1,21 +1,18 @@
 """tools/benchmark.py: each protocol launched with its own GPU count and seed count."""
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
-# tools/benchmark.py, loaded from its file (tools/ is not a package; putting it on sys.path
-# would let tools/test.py shadow the standard library's `test`).
-_spec = importlib.util.spec_from_file_location(
-    'benchmark_tool', Path(__file__).resolve().parents[2] / 'tools' / 'benchmark.py')
-benchmark = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(benchmark)
+
+@pytest.fixture(scope='module')
+def benchmark(load_script):
+    return load_script('tools/benchmark.py')
+
 
 PAPER_METHODS = ['random', 'mocov2', 'densecl', 'dsc-km', 'dsc-pm']
 
 
-def _dry_run(capsys, *args):
+def _dry_run(benchmark, capsys, *args):
     benchmark.main(['--suite', 'paper', '--data', '/datasets', '--work-dir', '/runs/paper',
                     '--dry-run', *args])
     return capsys.readouterr().out.splitlines()
@@ -34,8 +31,8 @@ def _finetunes(lines):
     return runs
 
 
-def test_paper_dry_run_launches_each_protocol_its_own_way(capsys):
-    runs = _finetunes(_dry_run(capsys))
+def test_paper_dry_run_launches_each_protocol_its_own_way(benchmark, capsys):
+    runs = _finetunes(_dry_run(benchmark, capsys))
     assert {m for m, _ in runs} == set(PAPER_METHODS)
     for method in PAPER_METHODS:
         # Segmentation on 4 GPUs (mmseg's 4 x 4 and 4 x 2), detection on 8 (8 x 2).
@@ -46,20 +43,20 @@ def test_paper_dry_run_launches_each_protocol_its_own_way(capsys):
         assert runs[method, 'voc-det'] == [(8, seed) for seed in range(5)]
 
 
-def test_seeds_option_overrides_every_protocol(capsys):
-    runs = _finetunes(_dry_run(capsys, '--methods', 'dsc-km', '--seeds', '2'))
+def test_seeds_option_overrides_every_protocol(benchmark, capsys):
+    runs = _finetunes(_dry_run(benchmark, capsys, '--methods', 'dsc-km', '--seeds', '2'))
     assert runs == {('dsc-km', p): [(g, 0), (g, 1)] for p, g in
                     (('voc-det', 8), ('coco-det', 8), ('voc-seg', 4), ('cityscapes-seg', 4))}
 
 
-def test_gpus_option_is_the_pretraining_launch(capsys):
-    lines = _dry_run(capsys, '--methods', 'dsc-km', '--gpus', '16')
+def test_gpus_option_is_the_pretraining_launch(benchmark, capsys):
+    lines = _dry_run(benchmark, capsys, '--methods', 'dsc-km', '--gpus', '16')
     assert any(line.startswith('bash tools/dist_train.sh configs/pretrain/dsc-km_resnet50')
                and ' 16 ' in line for line in lines)
     assert set(g for runs in _finetunes(lines).values() for g, _ in runs) == {4, 8}
 
 
-def test_help_documents_seeds_and_gpus(capsys):
+def test_help_documents_seeds_and_gpus(benchmark, capsys):
     with pytest.raises(SystemExit):
         benchmark.main(['--help'])
     text = ' '.join(capsys.readouterr().out.split())

@@ -102,12 +102,9 @@ def test_guard_leaves_configs_without_a_protocol_batch_alone(repo_root):
     assert check_total_batch(pretrain, 1) is None
 
 
-def _train_main(repo_root, argv):
+def _train_main(load_script, argv):
     """``tools/train.py`` run in this process (a subprocess would import the stack again)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('train_tool', repo_root / 'tools/train.py')
-    train_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_tool)
+    train_tool = load_script('tools/train.py')
     with pytest.raises(SystemExit) as stop:
         train_tool.main(argv)
     return str(stop.value.code)
@@ -120,19 +117,20 @@ TINY_AS_PROTOCOL = ['configs/segmentation/fcn_r18-d8-plain_tiny_camvid.py', '--c
                     'train_dataloader.dataset.data_root=/nonexistent']
 
 
-def test_train_refuses_a_wrong_total_batch_in_one_sentence(repo_root, tmp_path, monkeypatch):
+def test_train_refuses_a_wrong_total_batch_in_one_sentence(repo_root, load_script, tmp_path,
+                                                           monkeypatch):
     monkeypatch.chdir(repo_root)
-    error = _train_main(repo_root, [*TINY_AS_PROTOCOL, '--work-dir', str(tmp_path)])
+    error = _train_main(load_script, [*TINY_AS_PROTOCOL, '--work-dir', str(tmp_path)])
     # sys.exit(message): the message alone on stderr, no traceback.
     assert error.startswith(f'error: Config {TINY_AS_PROTOCOL[0]} is a protocol for a total '
                             f'batch of 16 (auto_scale_lr.base_batch_size) at lr 0.01')
     assert '1 process(es) x 2 images = 2' in error and '\n' not in error
 
 
-def test_train_prints_the_scaled_lr(repo_root, tmp_path, monkeypatch):
+def test_train_prints_the_scaled_lr(repo_root, load_script, tmp_path, monkeypatch):
     monkeypatch.chdir(repo_root)
-    error = _train_main(repo_root, [*TINY_AS_PROTOCOL, 'auto_scale_lr.enable=True',
-                                    '--work-dir', str(tmp_path)])
+    error = _train_main(load_script, [*TINY_AS_PROTOCOL, 'auto_scale_lr.enable=True',
+                                      '--work-dir', str(tmp_path)])
     # The run went past the guard and stopped at the (missing) data, in one sentence.
     assert error.startswith('error: ') and '/nonexistent' in error and 'total batch' not in error
     log = next(tmp_path.glob('*/*.log')).read_text()

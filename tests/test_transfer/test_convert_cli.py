@@ -1,5 +1,4 @@
 """tools/convert_checkpoint.py: wrong inputs give one clear sentence, a non-zero exit, no DST."""
-import importlib.util
 import os
 import random
 import subprocess
@@ -11,12 +10,8 @@ import torchvision
 
 
 @pytest.fixture(scope='module')
-def tool(repo_root):
-    spec = importlib.util.spec_from_file_location('convert_checkpoint_tool',
-                                                  repo_root / 'tools/convert_checkpoint.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_script):
+    return load_script('tools/convert_checkpoint.py')
 
 
 @pytest.fixture(scope='module')

@@ -170,14 +170,10 @@ def test_check_hook_fails_on_a_model_that_did_not_load(densecl_r18, tmp_path):
     hook.before_train(runner)
 
 
-def test_train_encoder_option_reaches_apply_pretrained(densecl_r18, repo_root, tmp_path):
+def test_train_encoder_option_reaches_apply_pretrained(densecl_r18, load_script, tmp_path):
     """``tools/train.py CONFIG --pretrained CKPT --encoder key`` loads the EMA key encoder."""
-    import importlib.util
-
     from dsc_mm.apis import merge_args
-    spec = importlib.util.spec_from_file_location('train_tool', repo_root / 'tools/train.py')
-    train_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_tool)
+    train_tool = load_script('tools/train.py')
     src, pretrain = densecl_r18
     config = tmp_path / 'fcn.py'
     config.write_text(FCN_PLAIN_STEM)
