@@ -67,21 +67,26 @@ def test_voc_detection_model(voc_det):
     assert pre.pad_size_divisor == 1
 
 
-def test_voc_detection_schedule(voc_det):
-    # 24k iterations at batch 16 (8 GPUs x 2), lr 0.02, momentum 0.9, wd 1e-4.
-    assert voc_det.train_cfg.type == 'IterBasedTrainLoop'
-    assert voc_det.train_cfg.max_iters == 24000
-    assert voc_det.train_dataloader.batch_size * 8 == 16
-    assert voc_det.auto_scale_lr.base_batch_size == 16
-    assert voc_det.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9,
-                                                   weight_decay=0.0001)
-    # Linear warm-up over 100 iterations from 0.001 x lr, steps at 18k and 22k.
-    warmup = _by_type(voc_det.param_scheduler, 'LinearLR')
+def _assert_detectron2_schedule(cfg, max_iters, warmup_iters, milestones):
+    """detectron2's iteration schedule: batch 16 (8 GPUs x 2), SGD lr 0.02, momentum 0.9,
+    wd 1e-4, linear warm-up from 0.001 x lr, lr x 0.1 at each milestone."""
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert cfg.train_cfg.max_iters == max_iters
+    assert cfg.train_dataloader.batch_size * 8 == 16
+    assert cfg.auto_scale_lr.base_batch_size == 16
+    assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9,
+                                               weight_decay=0.0001)
+    warmup = _by_type(cfg.param_scheduler, 'LinearLR')
     assert (warmup.start_factor, warmup.begin, warmup.end, warmup.by_epoch) == \
-        (0.001, 0, 100, False)
-    steps = _by_type(voc_det.param_scheduler, 'MultiStepLR')
-    assert steps.milestones == [18000, 22000] and steps.gamma == 0.1 and not steps.by_epoch
-    assert steps.end == 24000
+        (0.001, 0, warmup_iters, False)
+    steps = _by_type(cfg.param_scheduler, 'MultiStepLR')
+    assert steps.milestones == milestones and steps.gamma == 0.1 and not steps.by_epoch
+    assert steps.end == max_iters
+
+
+def test_voc_detection_schedule(voc_det):
+    # 24k iterations, warm-up over 100 iterations, steps at 18k and 22k.
+    _assert_detectron2_schedule(voc_det, 24000, 100, [18000, 22000])
 
 
 def test_voc_detection_data(voc_det):
@@ -122,21 +127,11 @@ def test_coco_mask_rcnn(coco_mask):
     assert model.roi_head.mask_head.norm_cfg == sync_bn
     pre = model.data_preprocessor
     assert pre.mean == TORCHVISION_MEAN and pre.std == TORCHVISION_STD and pre.bgr_to_rgb is True
-    # detectron2's 1x: 90k iterations at batch 16, lr 0.02, linear warm-up over 1000
-    # iterations from 0.001 x lr, steps at 60k/80k (not mmdet's 12 epochs, steps 8/11).
-    assert coco_mask.train_cfg.type == 'IterBasedTrainLoop'
-    assert coco_mask.train_cfg.max_iters == 90000 and coco_mask.train_cfg.val_interval == 90000
+    # detectron2's 1x: 90k iterations, warm-up over 1000 iterations, steps at 60k/80k (not
+    # mmdet's 12 epochs, steps 8/11), evaluated once at the end.
+    _assert_detectron2_schedule(coco_mask, 90000, 1000, [60000, 80000])
+    assert coco_mask.train_cfg.val_interval == 90000
     assert coco_mask.train_dataloader.sampler.type == 'InfiniteSampler'
-    assert coco_mask.train_dataloader.batch_size * 8 == 16
-    assert coco_mask.auto_scale_lr.base_batch_size == 16
-    assert coco_mask.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9,
-                                                     weight_decay=0.0001)
-    warmup = _by_type(coco_mask.param_scheduler, 'LinearLR')
-    assert (warmup.start_factor, warmup.begin, warmup.end, warmup.by_epoch) == \
-        (0.001, 0, 1000, False)
-    steps = _by_type(coco_mask.param_scheduler, 'MultiStepLR')
-    assert steps.milestones == [60000, 80000] and steps.gamma == 0.1 and not steps.by_epoch
-    assert steps.end == 90000
     # bbox and mask AP on val2017.
     assert set(coco_mask.val_evaluator.metric) == {'bbox', 'segm'}
     assert coco_mask.val_dataloader.dataset.ann_file.endswith('instances_val2017.json')
