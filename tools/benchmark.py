@@ -14,12 +14,12 @@ own launch (processes x images = its total batch) and its own number of seeds; i
 suite VOC detection runs on 8 GPUs with 5 seeds, COCO on 8 GPUs, segmentation on 4 GPUs.
 """
 import argparse
-import dataclasses
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dsc_mm.benchmark import SUITES, BenchmarkRunner, select_methods  # noqa: E402
+from dsc_mm.benchmark import (SUITES, BenchmarkRunner, select_methods,  # noqa: E402
+                              select_protocols)
 from dsc_mm.benchmark.report import write_report  # noqa: E402
 
 
@@ -37,7 +37,8 @@ def parse_args(argv=None):
                         help='rows to run: random mocov2 densecl dsc-km dsc-pm '
                         '(default: the suite\'s defaults)')
     parser.add_argument('--protocols', nargs='+', metavar='KEY',
-                        help="columns to run (default: all of the suite's)")
+                        help="columns to run (default: the suite's defaults; for mini-real "
+                        'street-probe only)')
     parser.add_argument('--checkpoint', nargs='+', default=[], metavar='NAME=PATH',
                         help='add a row for your own pretraining or converted checkpoint')
     parser.add_argument('--gpus', type=int, metavar='N',
@@ -52,14 +53,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    suite = SUITES[args.suite]
-    if args.protocols:
-        known = {p.key: p for p in suite.protocols}
-        unknown = [k for k in args.protocols if k not in known]
-        if unknown:
-            sys.exit(f'error: unknown protocol(s) {unknown} for suite {suite.name}; choose from '
-                     f'{sorted(known)}.')
-        suite = dataclasses.replace(suite, protocols=tuple(known[k] for k in args.protocols))
+    try:
+        suite = select_protocols(SUITES[args.suite], args.protocols)
+    except ValueError as exc:
+        sys.exit(f'error: {exc}')
     work_dir = args.work_dir or os.path.join('work_dirs', f'benchmark_{suite.name}')
     try:
         methods = select_methods(suite, args.methods, args.checkpoint)

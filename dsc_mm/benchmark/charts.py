@@ -15,8 +15,8 @@ def transfer_figure(table: Dict[str, Dict[str, dict]], methods, protocols, title
     import matplotlib.pyplot as plt
 
     columns = [(p, col) for p in protocols for col in p.metrics]
-    fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns) + 1, 3.6),
-                             squeeze=False)
+    width = max(2.6 * len(columns) + 1, 4.5)  # one panel still fits the two title lines
+    fig, axes = plt.subplots(1, len(columns), figsize=(width, 3.8), squeeze=False)
     colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for ax, (p, col) in zip(axes[0], columns):
         for i, m in enumerate(methods):
@@ -32,7 +32,7 @@ def transfer_figure(table: Dict[str, Dict[str, dict]], methods, protocols, title
                       ha='right', fontsize=7)
         ax.set_title(f'{p.key} {col}', fontsize=8)
         ax.tick_params(axis='y', labelsize=7)
-    fig.suptitle(f'{title}; error bars: sample std over n seeds', fontsize=9)
+    fig.suptitle(f'{title}\nerror bars: sample std over n seeds', fontsize=9)
     fig.tight_layout()
     return fig
 

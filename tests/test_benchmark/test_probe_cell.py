@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dsc_mm.benchmark import BenchmarkRunner, Method, Suite
-from dsc_mm.benchmark.suites import SUITES
+from dsc_mm.benchmark.suites import SUITES, select_protocols
 
 PROBE_ITERS = 6
 
@@ -81,3 +81,15 @@ def test_protocols_option_selects_columns(repo_root, capsys):
     with pytest.raises(SystemExit, match=r"unknown protocol\(s\) \['voc-det'\] for suite "
                                          r"mini-real; choose from \['street-probe', 'voc-probe'\]"):
         benchmark['main'](['--suite', 'mini-real', '--protocols', 'voc-det', '--dry-run'])
+    # Without --protocols: the suite's defaults, i.e. the CamVid probe only (coco128-VOC's
+    # probe predicts background for every row); --protocols voc-probe still reaches it.
+    benchmark['main'](['--suite', 'mini-real', '--methods', 'random', '--data', '/data',
+                       '--dry-run'])
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == 1 and 'linear-probe_r18-d8-frozen_tiny_camvid.py' in lines[0]
+    benchmark['main'](['--suite', 'mini-real', '--methods', 'random', '--protocols', 'voc-probe',
+                       '--data', '/data', '--dry-run'])
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == 1 and 'linear-probe_r18-d8-frozen_tiny_coco128-voc.py' in lines[0]
+    # A suite without defaults runs every protocol.
+    assert select_protocols(SUITES['tiny']) is SUITES['tiny']
