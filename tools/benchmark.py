@@ -2,7 +2,7 @@
 
 Examples::
 
-    python tools/benchmark.py                                   # --suite tiny (CPU, ~15 min)
+    python tools/benchmark.py                                   # --suite tiny (CPU, about 12 min)
     python tools/benchmark.py --suite mini-real --data ../shared/data
     python tools/benchmark.py --suite paper --data /datasets --dry-run     # print the commands
     python tools/benchmark.py --suite paper --seeds 3 --dry-run  # 3 seeds for every protocol
