@@ -4,8 +4,10 @@ A suite names configs only; :mod:`dsc_mm.benchmark.runner` turns it into command
 follow the paper tables (method.md): VOC det AP/AP50/AP75, COCO APbb/APmk, VOC and Cityscapes
 mIoU. The tiny suite uses the same columns on its small stand-in data, each protocol on one
 process at batch 2 with one seed (CPU minutes; ``--seeds`` adds more), plus a dense linear probe
-on frozen features (docs/probes.md, batch 1); the mini-real suite is made of such probes (its
-fine-tuning columns are in mini-real-finetune); the paper suite adds ImageNet linear evaluation.
+on frozen features (docs/probes.md, batch 1); by default it runs COCO detection and the probe.
+The mini-real suite is made of such probes (its fine-tuning columns are in mini-real-finetune);
+the paper suite adds ImageNet linear evaluation. A suite's ``default_protocols`` are the
+columns run without ``--protocols``.
 """
 import dataclasses
 import re
