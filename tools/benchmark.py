@@ -55,10 +55,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         suite = select_protocols(SUITES[args.suite], args.protocols)
-    except ValueError as exc:
-        sys.exit(f'error: {exc}')
-    work_dir = args.work_dir or os.path.join('work_dirs', f'benchmark_{suite.name}')
-    try:
+        work_dir = args.work_dir or os.path.join('work_dirs', f'benchmark_{suite.name}')
         methods = select_methods(suite, args.methods, args.checkpoint)
         runner = BenchmarkRunner(suite, methods, work_dir, data=args.data or suite.default_data,
                                  seeds=args.seeds, gpus=args.gpus)

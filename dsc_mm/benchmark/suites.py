@@ -220,13 +220,7 @@ def select_methods(suite: Suite, keys: Optional[List[str]] = None,
         keys: Method keys such as ``['random', 'dsc-km']``.
         checkpoints: ``NAME=PATH`` items: a row for each user-supplied checkpoint.
     """
-    by_key = {m.key: m for m in suite.methods}
-    keys = list(keys or suite.default_methods)
-    unknown = [k for k in keys if k not in by_key]
-    if unknown:
-        raise ValueError(f'Unknown method(s) {unknown} for suite {suite.name}; '
-                         f'choose from {sorted(by_key)}.')
-    methods = [by_key[k] for k in keys]
+    methods = _pick(suite, suite.methods, keys or suite.default_methods, 'Unknown method(s)')
     for item in checkpoints or []:
         name, sep, path = item.partition('=')
         if not sep or not name or not path:
@@ -246,15 +240,25 @@ def select_protocols(suite: Suite, keys: Optional[List[str]] = None) -> Suite:
     Raises:
         ValueError: A key is not one of the suite's protocols.
     """
-    by_key = {p.key: p for p in suite.protocols}
     if not keys and suite.default_protocols is None:
         return suite
-    keys = list(keys or suite.default_protocols)
+    protocols = _pick(suite, suite.protocols, keys or suite.default_protocols,
+                      'unknown protocol(s)')
+    return dataclasses.replace(suite, protocols=tuple(protocols))
+
+
+def _pick(suite: Suite, items, keys, unknown_message: str) -> list:
+    """The ``items`` (methods or protocols) named by ``keys``, in the order of ``keys``.
+
+    Raises:
+        ValueError: ``unknown_message``, the unknown keys and the suite's choices.
+    """
+    by_key = {item.key: item for item in items}
     unknown = [k for k in keys if k not in by_key]
     if unknown:
-        raise ValueError(f'unknown protocol(s) {unknown} for suite {suite.name}; choose from '
-                         f'{sorted(by_key)}.')
-    return dataclasses.replace(suite, protocols=tuple(by_key[k] for k in keys))
+        raise ValueError(f'{unknown_message} {unknown} for suite {suite.name}; '
+                         f'choose from {sorted(by_key)}.')
+    return [by_key[k] for k in keys]
 
 
 def method_key(name: str) -> str:
