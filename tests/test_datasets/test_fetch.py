@@ -1,0 +1,241 @@
+"""tools/fetch_data.py against a real HTTP server on 127.0.0.1 serving the upstream files.
+
+The server lays the unchanged upstream files of ``DSC_MM_DATA`` out as OWNER/REPO/COMMIT/PATH
+(the ``--mirror`` layout), answers HTTP Range requests, and can cut a file short to play a
+dropped connection. One module-scoped fetch builds the whole folder; the tests then compare it
+with ``DSC_MM_DATA`` file by file and exercise the failures on single files.
+"""
+import contextlib
+import errno
+import http.server
+import re
+import socket
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dsc_mm.datasets.fetch import FetchError, build_manifest, load_manifest, upstream_files
+from dsc_mm.datasets.fetch import download as download_module
+from dsc_mm.datasets.fetch import mini_real
+from dsc_mm.datasets.fetch.download import download
+
+
+class _MirrorHandler(http.server.BaseHTTPRequestHandler):
+    """GET with optional ``Range: bytes=N-``; ``server.cut[path]`` bytes only when set."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        path = self.server.root / self.path.lstrip('/')
+        range_header = self.headers.get('Range')
+        self.server.requests.append((self.path, range_header))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = 0
+        if range_header:
+            start = int(re.fullmatch(r'bytes=(\d+)-', range_header).group(1))
+            self.send_response(206)
+            self.send_header('Content-Range', f'bytes {start}-{len(data) - 1}/{len(data)}')
+        else:
+            self.send_response(200)
+        self.send_header('Content-Length', str(len(data) - start))
+        self.end_headers()
+        cut = self.server.cut.get(self.path)
+        body = data[start:] if cut is None else data[start:max(cut, start)]
+        self.wfile.write(body)
+        if cut is not None:
+            self.close_connection = True  # fewer bytes than Content-Length: a dropped line
+
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+
+@pytest.fixture(scope='module')
+def mirror(shared_data, tmp_path_factory):
+    """A local mirror of the upstream files; yields (base url, server)."""
+    root = tmp_path_factory.mktemp('mirror')
+    for file in upstream_files():
+        target = root / file.owner / file.repo / file.commit / file.src
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(shared_data / file.dst)
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _MirrorHandler)
+    server.root, server.requests, server.cut = root, [], {}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{server.server_address[1]}/', server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope='module')
+def fetched(mirror, load_script, tmp_path_factory):
+    """One run of tools/fetch_data.py through the mirror: (out folder, its stdout, requests)."""
+    url, server = mirror
+    start = len(server.requests)
+    out = tmp_path_factory.mktemp('fetched') / 'mini-real'
+    fetch_data = load_script('tools/fetch_data.py')
+    capture = tmp_path_factory.mktemp('log') / 'stdout.txt'
+    with open(capture, 'w') as log, contextlib.redirect_stdout(log):  # not a TTY, as in CI
+        fetch_data.main(['--out', str(out), '--mirror', url])
+    return out, capture.read_text(), server.requests[start:]
+
+
+def _same_png(a: Path, b: Path) -> bool:
+    with Image.open(a) as x, Image.open(b) as y:
+        return (x.mode == y.mode and x.getpalette() == y.getpalette()
+                and np.array_equal(np.asarray(x), np.asarray(y)))
+
+
+def _same_xml(a: Path, b: Path) -> bool:
+    def canonical(path):
+        return ET.canonicalize(from_file=str(path), strip_text=True)
+    return canonical(a) == canonical(b)
+
+
+def test_manifest_matches_the_reference_data(shared_data):
+    assert build_manifest(shared_data) == load_manifest()
+    files = upstream_files()
+    assert len(files) == 313 and len({f.dst for f in files}) == 313
+
+
+def test_fetched_folder_equals_the_reference_file_by_file(fetched, shared_data):
+    out, _, _ = fetched
+    expected = sorted(p.relative_to(shared_data) for p in shared_data.rglob('*') if p.is_file())
+    got = sorted(p.relative_to(out) for p in out.rglob('*') if p.is_file())
+    assert got == expected  # same names, and no .part or temporary file left behind
+    compared = {'png': 0, 'xml': 0, 'bytes': 0}
+    for rel in expected:
+        a, b = shared_data / rel, out / rel
+        if rel.parent.name in ('SegmentationClass', 'SegmentationObject'):
+            assert _same_png(a, b), rel  # pixels and palette (the PNG encoder may differ)
+            compared['png'] += 1
+        elif rel.suffix == '.xml':
+            assert _same_xml(a, b), rel
+            compared['xml'] += 1
+        else:
+            assert a.read_bytes() == b.read_bytes(), rel
+            compared['bytes'] += 1
+    assert compared == {'png': 194, 'xml': 97, 'bytes': 327}
+
+
+def test_fetch_asks_the_mirror_layout_once_per_file_and_logs_briefly(fetched):
+    _, stdout, requests = fetched
+    expected = [f'/{f.owner}/{f.repo}/{f.commit}/{f.src}' for f in upstream_files()]
+    assert sorted(requests) == sorted((path, None) for path in expected)
+    lines = stdout.splitlines()
+    assert len(lines) == 11, stdout  # not a TTY: one progress line per tenth, then the summary
+    assert lines[-1].startswith('[fetch_data]') and '313 files fetched' in lines[-1]
+    assert '--suite mini-real --data' in lines[-1]
+
+
+def test_second_run_downloads_nothing(fetched, mirror, load_script, capsys):
+    out, _, _ = fetched
+    url, server = mirror
+    before = len(server.requests)
+    load_script('tools/fetch_data.py').main(['--out', str(out), '--mirror', url])
+    assert len(server.requests) == before
+    assert '0 files fetched (0.0 MiB), 313 already there' in capsys.readouterr().out
+
+
+def _one_file(name='0001TP_006690.png'):
+    return next(f for f in upstream_files() if f.dst.endswith('/train/' + name))
+
+
+def test_interrupted_download_resumes_with_range(mirror, tmp_path):
+    url, server = mirror
+    file = _one_file()
+    path = f'/{file.owner}/{file.repo}/{file.commit}/{file.src}'
+    dst = tmp_path / 'train' / 'x.png'
+    server.cut[path] = 100_000
+    try:
+        with pytest.raises(FetchError, match=r'kept breaking off at 100000 of \d+ bytes.*rerun'):
+            download(file.url(url), dst, file.sha256, file.size, retries=0)
+    finally:
+        del server.cut[path]
+    part = dst.with_name('x.png.part')
+    assert part.stat().st_size == 100_000 and not dst.exists()
+    start = len(server.requests)
+    assert download(file.url(url), dst, file.sha256, file.size)
+    assert server.requests[start:] == [(path, 'bytes=100000-')]
+    assert download_module.sha256_of(dst) == file.sha256 and not part.exists()
+
+
+def test_dropped_connection_is_resumed_within_one_call(mirror, tmp_path):
+    url, server = mirror
+    file = _one_file()
+    path = f'/{file.owner}/{file.repo}/{file.commit}/{file.src}'
+    server.cut[path] = 50_000
+    counted = []
+
+    def drop_cut_after_first_request(nbytes):
+        counted.append(nbytes)
+        server.cut.pop(path, None)  # the next request gets the rest
+    start = len(server.requests)
+    assert download(file.url(url), tmp_path / 'x.png', file.sha256, file.size,
+                    on_bytes=drop_cut_after_first_request)
+    assert server.requests[start:] == [(path, None), (path, 'bytes=50000-')]
+    assert sum(counted) == file.size
+
+
+def test_checksum_mismatch_is_one_sentence_and_leaves_nothing(mirror, tmp_path):
+    url, _ = mirror
+    file = _one_file()
+    with pytest.raises(FetchError, match=r'does not have the pinned content \(sha256 mismatch'):
+        download(file.url(url), tmp_path / 'x.png', '0' * 64, file.size)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_404_names_the_url_and_the_mirror_layout(mirror, tmp_path, load_script, capsys):
+    url, _ = mirror
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/fetch_data.py').main(['--out', str(tmp_path / 'o'),
+                                                 '--mirror', url + 'no-such-base'])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'answered HTTP 404' in err[0]
+    assert 'BASE/OWNER/REPO/COMMIT/PATH' in err[0] and 'Traceback' not in err[0]
+
+
+def test_refused_connection_says_check_the_network(tmp_path, load_script, capsys):
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('tools/fetch_data.py').main(['--out', str(tmp_path / 'o'),
+                                                 '--mirror', f'http://127.0.0.1:{port}'])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f'Could not reach 127.0.0.1:{port}' in err[0]
+    assert 'check the network connection' in err[0]
+
+
+def test_full_disk_while_writing_is_one_sentence(mirror, tmp_path, monkeypatch):
+    url, _ = mirror
+    file = _one_file()
+
+    class FullDisk:
+        def __init__(self, *args):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(download_module, 'open', FullDisk, raising=False)
+    with pytest.raises(FetchError, match=r'The disk holding .* is full while writing x.png: '
+                                         r'free at least [\d.]+ MiB there and rerun'):
+        download(file.url(url), tmp_path / 'x.png', file.sha256, file.size)
+
+
+def test_not_enough_free_space_is_said_before_downloading(tmp_path, monkeypatch):
+    monkeypatch.setattr(mini_real, '_free_bytes', lambda folder: 2**20)
+    with pytest.raises(FetchError, match=r'needs 48\.\d MiB more but its disk has 1\.0 MiB free'):
+        mini_real.fetch_mini_real(tmp_path / 'o', mirror='http://127.0.0.1:9')
