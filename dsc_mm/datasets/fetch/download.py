@@ -8,7 +8,6 @@ final name, atomically, once its sha256 matches. Every failure a user can hit is
 import errno
 import http.client
 import os
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,6 +58,32 @@ def _write_error(exc: OSError, dst: Path, missing: int) -> FetchError:
                       f'is writable.')
 
 
+def _transfer(response, part: Path, dst: Path, append: bool,
+              on_bytes: Optional[Callable[[int], None]], missing: int) -> Optional[Exception]:
+    """Copy ``response`` into ``part``; returns the network error that cut it short, if any.
+
+    Raises:
+        FetchError: The disk refused a write (full, read-only...): retrying cannot help.
+    """
+    lost = None
+    try:  # the network errors are caught inside: an OSError here comes from the disk
+        with open(part, 'ab' if append else 'wb') as file:
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except (OSError, http.client.HTTPException) as exc:  # reset, timeout, short
+                    lost = exc
+                    break
+                if not chunk:
+                    break
+                file.write(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+    except OSError as exc:
+        raise _write_error(exc, dst, missing) from None
+    return lost
+
+
 def download(url: str, dst, sha256: str, size: int,
              on_bytes: Optional[Callable[[int], None]] = None, retries: int = 3) -> bool:
     """Fetch ``url`` into ``dst`` unless ``dst`` already holds the file with this sha256.
@@ -106,23 +131,8 @@ def download(url: str, dst, sha256: str, size: int,
                 if on_bytes is not None:
                     on_bytes(-offset)
                 offset = 0
-            try:
-                with open(part, 'ab' if offset else 'wb') as file:
-                    while True:
-                        chunk = response.read(CHUNK)
-                        if not chunk:
-                            break
-                        file.write(chunk)
-                        if on_bytes is not None:
-                            on_bytes(len(chunk))
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT) or isinstance(exc, PermissionError):
-                    raise _write_error(exc, dst, size - offset) from None
-                lost = exc
-            except (http.client.HTTPException, socket.timeout) as exc:
-                lost = exc
-            else:
-                lost = None
+            lost = _transfer(response, part, dst, append=bool(offset), on_bytes=on_bytes,
+                             missing=size - offset)
         got = part.stat().st_size if part.is_file() else 0
         if lost is None and got >= size:
             break

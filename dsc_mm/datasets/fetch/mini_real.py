@@ -84,6 +84,11 @@ def fetch_mini_real(out, mirror: Optional[str] = None, stream=None) -> Dict[str,
             progress.file_done()
     finally:
         progress.close()
-    write_derived(out)
+    try:
+        write_derived(out)
+    except OSError as exc:
+        raise FetchError(f'Could not write the derived files under {out} ({exc.strerror or exc} '
+                         f'for {exc.filename}): free some space or make the folder writable, '
+                         f'then rerun (the downloads are kept).') from None
     return dict(files=len(files), fetched=fetched, kept=len(files) - fetched,
                 bytes=fetched_bytes)
