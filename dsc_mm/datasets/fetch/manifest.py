@@ -114,8 +114,9 @@ def write_manifest(manifest: Dict, path=MANIFEST_PATH) -> None:
                          f'"dst": {json.dumps(folder["dst"])}, "files": {{')
             names = list(folder['files'])
             for k, name in enumerate(names):
+                entry_json = json.dumps(folder['files'][name])
                 comma = ',' if k < len(names) - 1 else ''
-                lines.append(f'      {json.dumps(name)}: {json.dumps(folder["files"][name])}{comma}')
+                lines.append(f'      {json.dumps(name)}: {entry_json}{comma}')
             lines.append('    }}' + (',' if j < len(entry['folders']) - 1 else ''))
         lines.append('  ]}' + (',' if i < len(manifest) - 1 else ''))
     lines.append('}')
