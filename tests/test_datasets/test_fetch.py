@@ -54,6 +54,15 @@ class _MirrorHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.fixture(scope='module', autouse=True)
+def no_proxy_for_localhost():
+    """urllib honours http_proxy: a CI runner's proxy must not stand between us and 127.0.0.1."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('no_proxy', '127.0.0.1')
+        patch.setenv('NO_PROXY', '127.0.0.1')
+        yield
+
+
 @pytest.fixture(scope='module')
 def mirror(shared_data, tmp_path_factory):
     """A local mirror of the upstream files; yields (base url, server)."""
