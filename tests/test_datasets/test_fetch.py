@@ -190,6 +190,20 @@ def test_dropped_connection_is_resumed_within_one_call(mirror, tmp_path):
     assert sum(counted) == file.size
 
 
+def test_stale_part_file_is_fetched_again_from_the_start(mirror, tmp_path):
+    url, server = mirror
+    file = _one_file()
+    path = f'/{file.owner}/{file.repo}/{file.commit}/{file.src}'
+    (tmp_path / 'x.png.part').write_bytes(bytes(100_000))  # not a prefix of the file
+    counted = []
+    start = len(server.requests)
+    assert download(file.url(url), tmp_path / 'x.png', file.sha256, file.size,
+                    on_bytes=counted.append)
+    assert server.requests[start:] == [(path, 'bytes=100000-'), (path, None)]
+    assert download_module.sha256_of(tmp_path / 'x.png') == file.sha256
+    assert sum(counted) == file.size and list(tmp_path.iterdir()) == [tmp_path / 'x.png']
+
+
 def test_checksum_mismatch_is_one_sentence_and_leaves_nothing(mirror, tmp_path):
     url, _ = mirror
     file = _one_file()

@@ -39,8 +39,8 @@ def _open(url: str, offset: int):
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # the .part is not a prefix of the file: restart it
             return None
-        hint = ('the file is not at that address; check that --mirror BASE serves '
-                'BASE/OWNER/REPO/COMMIT/PATH' if exc.code == 404 else 'try again later')
+        hint = ('the file is not at that address (a --mirror BASE must serve '
+                'BASE/OWNER/REPO/COMMIT/PATH)' if exc.code == 404 else 'try again later')
         raise FetchError(f'{url} answered HTTP {exc.code} ({exc.reason}): {hint}.') from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, 'reason', exc)
@@ -114,7 +114,8 @@ def download(url: str, dst, sha256: str, size: int,
         raise _write_error(exc, dst, size) from None
     if part.is_file() and part.stat().st_size > size:
         part.unlink()  # longer than the file can be: not a prefix of it
-    if part.is_file() and on_bytes is not None:
+    resumed = part.is_file()
+    if resumed and on_bytes is not None:
         on_bytes(part.stat().st_size)
     attempt = 0
     while True:
@@ -142,7 +143,12 @@ def download(url: str, dst, sha256: str, size: int,
                              f'({lost or "connection closed early"}): rerun the command to '
                              f'resume it from there.') from None
     if sha256_of(part) != sha256:
+        counted = part.stat().st_size
         part.unlink()
+        if resumed:  # the .part of an earlier run may be stale: one fresh try before blaming
+            if on_bytes is not None:
+                on_bytes(-counted)
+            return download(url, dst, sha256, size, on_bytes, retries)
         raise FetchError(f'{url} does not have the pinned content (sha256 mismatch for {dst}): '
                          f'the mirror or the upstream file changed; check --mirror BASE or '
                          f'report it, the partial file was deleted.')
