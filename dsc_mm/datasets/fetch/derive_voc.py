@@ -5,6 +5,7 @@ counterparts (other classes are background), 1-based integer boxes, ``difficult`
 regions, class and object palette PNGs painted largest instance first (crowd = 255), and image
 sets of the images holding at least one non-crowd VOC object, every 4th id to val.
 """
+import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -139,19 +140,31 @@ def segmentation_masks(image: Dict, objects: List[Dict]):
     return classes, instances
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, unless the file already holds exactly that.
+
+    A rerun of the fetch rewrites nothing that is right (and repairs what is not).
+    """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    with atomic_file(path, 'wb', makedirs=True) as file:
+        file.write(data)
+
+
 def write_palette_png(array: np.ndarray, path: Path, palette: List[int]) -> None:
-    """Write an (H, W) uint8 index map as a palette ('P') PNG, atomically."""
+    """Write an (H, W) uint8 index map as a palette ('P') PNG."""
     image = Image.fromarray(array, mode='P')
     image.putpalette(palette)
-    with atomic_file(path, 'wb', makedirs=True) as file:
-        # optimize=True: the smallest encoding, byte-identical to the reference copy's files.
-        image.save(file, format='PNG', optimize=True)
+    buffer = io.BytesIO()
+    # optimize=True: the smallest encoding, byte-identical to the reference copy's files.
+    image.save(buffer, format='PNG', optimize=True)
+    write_bytes(path, buffer.getvalue())
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (UTF-8, ``\\n`` line ends)."""
-    with atomic_file(path, 'w', makedirs=True, encoding='utf-8', newline='\n') as file:
-        file.write(text)
+    """Write a UTF-8 text file with ``\\n`` line ends."""
+    write_bytes(path, text.encode('utf-8'))
 
 
 def derive_voc(coco: Dict, voc_root) -> List[str]:
