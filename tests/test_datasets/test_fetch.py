@@ -141,9 +141,24 @@ def test_fetch_asks_the_mirror_layout_once_per_file_and_logs_briefly(fetched):
     assert '--suite mini-real --data' in lines[-1]
 
 
-def test_second_run_downloads_nothing(fetched, mirror, load_script, capsys):
+def test_second_run_fetches_only_a_damaged_file_and_repairs_derived_ones(
+        fetched, mirror, shared_data, load_script, capsys):
     out, _, _ = fetched
     url, server = mirror
+    jpeg = 'coco_tiny/val2017/' + sorted((out / 'coco_tiny' / 'val2017').iterdir())[0].name
+    xml = 'coco128_voc/VOCdevkit/VOC2012/Annotations/000000000030.xml'
+    damaged = bytearray((out / jpeg).read_bytes())
+    damaged[1000] ^= 0xFF  # same size, other content: only the sha256 can tell
+    (out / jpeg).write_bytes(bytes(damaged))
+    (out / xml).write_text('<annotation/>')
+    before = len(server.requests)
+    load_script('tools/fetch_data.py').main(['--out', str(out), '--mirror', url])
+    assert [path for path, _ in server.requests[before:]] == [
+        f'/lizhogn/tiny_coco_dataset/68523ddd6c27f9ba5d2f0caf7f6fe95cc2c99311/tiny_coco/'
+        f'{jpeg.split("/", 1)[1]}']
+    assert '1 files fetched (0.' in capsys.readouterr().out
+    assert (out / jpeg).read_bytes() == (shared_data / jpeg).read_bytes()
+    assert (out / xml).read_bytes() == (shared_data / xml).read_bytes()
     before = len(server.requests)
     load_script('tools/fetch_data.py').main(['--out', str(out), '--mirror', url])
     assert len(server.requests) == before
