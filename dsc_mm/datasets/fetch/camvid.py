@@ -1,7 +1,7 @@
 """The derived files of ``camvid_mini``: split lists and ``classes.txt`` (SOURCE.md)."""
 from pathlib import Path
 
-from .derive_voc import write_text
+from .output import write_text
 
 SPLITS = ('train', 'val', 'test')
 

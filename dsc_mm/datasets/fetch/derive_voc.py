@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 from PIL import Image
 
-from ...utils.fileio import atomic_file
+from .output import write_bytes, write_text
 
 #: The VOC classes in their standard order (index 1..20 in SegmentationClass).
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
@@ -140,18 +140,6 @@ def segmentation_masks(image: Dict, objects: List[Dict]):
     return classes, instances
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, unless the file already holds exactly that.
-
-    A rerun of the fetch rewrites nothing that is right (and repairs what is not).
-    """
-    path = Path(path)
-    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
-        return
-    with atomic_file(path, 'wb', makedirs=True) as file:
-        file.write(data)
-
-
 def write_palette_png(array: np.ndarray, path: Path, palette: List[int]) -> None:
     """Write an (H, W) uint8 index map as a palette ('P') PNG."""
     image = Image.fromarray(array, mode='P')
@@ -160,11 +148,6 @@ def write_palette_png(array: np.ndarray, path: Path, palette: List[int]) -> None
     # optimize=True: the smallest encoding, byte-identical to the reference copy's files.
     image.save(buffer, format='PNG', optimize=True)
     write_bytes(path, buffer.getvalue())
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a UTF-8 text file with ``\\n`` line ends."""
-    write_bytes(path, text.encode('utf-8'))
 
 
 def derive_voc(coco: Dict, voc_root) -> List[str]:

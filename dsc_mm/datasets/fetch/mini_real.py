@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from .camvid import derive_camvid
-from .derive_voc import derive_voc, write_text
+from .derive_voc import derive_voc
 from .download import FetchError, download
 from .manifest import upstream_files
+from .output import write_text
 from .progress import Progress
 
 #: The three datasets, in the order they are fetched.
