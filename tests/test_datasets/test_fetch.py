@@ -1,12 +1,14 @@
-"""tools/fetch_data.py against a real HTTP server on 127.0.0.1 serving the upstream files.
+"""tools/fetch_data.py against a real HTTP server on 127.0.0.1.
 
 The server lays the unchanged upstream files of ``DSC_MM_DATA`` out as OWNER/REPO/COMMIT/PATH
 (the ``--mirror`` layout), answers HTTP Range requests, and can cut a file short to play a
-dropped connection. One module-scoped fetch builds the whole folder; the tests then compare it
-with ``DSC_MM_DATA`` file by file and exercise the failures on single files.
+dropped connection. One module-scoped fetch builds the whole folder; the tests compare it with
+``DSC_MM_DATA`` file by file. The failures (resume, checksum, 404, refused connection, full
+disk) are played on a synthetic served file, so they run without the real data too.
 """
 import contextlib
 import errno
+import hashlib
 import http.server
 import re
 import socket
@@ -18,7 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsc_mm.datasets.fetch import FetchError, build_manifest, load_manifest, upstream_files
+from dsc_mm.datasets.fetch import (FetchError, UpstreamFile, build_manifest, load_manifest,
+                                   upstream_files)
 from dsc_mm.datasets.fetch import download as download_module
 from dsc_mm.datasets.fetch import mini_real
 from dsc_mm.datasets.fetch.download import download
@@ -64,20 +67,39 @@ def no_proxy_for_localhost():
 
 
 @pytest.fixture(scope='module')
-def mirror(shared_data, tmp_path_factory):
-    """A local mirror of the upstream files; yields (base url, server)."""
-    root = tmp_path_factory.mktemp('mirror')
-    for file in upstream_files():
-        target = root / file.owner / file.repo / file.commit / file.src
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(shared_data / file.dst)
+def server(tmp_path_factory):
+    """A real HTTP server on 127.0.0.1 serving a tmp folder; yields (base url, server)."""
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _MirrorHandler)
-    server.root, server.requests, server.cut = root, [], {}
+    server.root, server.requests, server.cut = tmp_path_factory.mktemp('mirror'), [], {}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f'http://127.0.0.1:{server.server_address[1]}/', server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope='module')
+def mirror(server, shared_data):
+    """The server, now serving the upstream files of DSC_MM_DATA as OWNER/REPO/COMMIT/PATH."""
+    url, http_server = server
+    for file in upstream_files():
+        target = http_server.root / file.owner / file.repo / file.commit / file.src
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(shared_data / file.dst)
+    return url, http_server
+
+
+@pytest.fixture(scope='module')
+def blob(server):
+    """One served file of 300 000 random bytes (no real data needed): its manifest entry."""
+    _, http_server = server
+    data = np.random.default_rng(0).bytes(300_000)
+    file = UpstreamFile('test', 'owner', 'repo', 'c0' * 20, 'folder/blob.bin', 'test/blob.bin',
+                        hashlib.sha256(data).hexdigest(), len(data))
+    target = http_server.root / file.owner / file.repo / file.commit / file.src
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return file
 
 
 @pytest.fixture(scope='module')
@@ -165,22 +187,18 @@ def test_second_run_fetches_only_a_damaged_file_and_repairs_derived_ones(
     assert '0 files fetched (0.0 MiB), 313 already there' in capsys.readouterr().out
 
 
-def _one_file(name='0001TP_006690.png'):
-    return next(f for f in upstream_files() if f.dst.endswith('/train/' + name))
-
-
-def test_interrupted_download_resumes_with_range(mirror, tmp_path):
-    url, server = mirror
-    file = _one_file()
+def test_interrupted_download_resumes_with_range(server, blob, tmp_path):
+    url, server = server
+    file = blob
     path = f'/{file.owner}/{file.repo}/{file.commit}/{file.src}'
-    dst = tmp_path / 'train' / 'x.png'
+    dst = tmp_path / 'train' / 'blob.bin'
     server.cut[path] = 100_000
     try:
         with pytest.raises(FetchError, match=r'kept breaking off at 100000 of \d+ bytes.*rerun'):
             download(file.url(url), dst, file.sha256, file.size, retries=0)
     finally:
         del server.cut[path]
-    part = dst.with_name('x.png.part')
+    part = dst.with_name('blob.bin.part')
     assert part.stat().st_size == 100_000 and not dst.exists()
     start = len(server.requests)
     assert download(file.url(url), dst, file.sha256, file.size)
@@ -188,9 +206,9 @@ def test_interrupted_download_resumes_with_range(mirror, tmp_path):
     assert download_module.sha256_of(dst) == file.sha256 and not part.exists()
 
 
-def test_dropped_connection_is_resumed_within_one_call(mirror, tmp_path):
-    url, server = mirror
-    file = _one_file()
+def test_dropped_connection_is_resumed_within_one_call(server, blob, tmp_path):
+    url, server = server
+    file = blob
     path = f'/{file.owner}/{file.repo}/{file.commit}/{file.src}'
     server.cut[path] = 50_000
     counted = []
@@ -199,36 +217,36 @@ def test_dropped_connection_is_resumed_within_one_call(mirror, tmp_path):
         counted.append(nbytes)
         server.cut.pop(path, None)  # the next request gets the rest
     start = len(server.requests)
-    assert download(file.url(url), tmp_path / 'x.png', file.sha256, file.size,
+    assert download(file.url(url), tmp_path / 'blob.bin', file.sha256, file.size,
                     on_bytes=drop_cut_after_first_request)
     assert server.requests[start:] == [(path, None), (path, 'bytes=50000-')]
     assert sum(counted) == file.size
 
 
-def test_stale_part_file_is_fetched_again_from_the_start(mirror, tmp_path):
-    url, server = mirror
-    file = _one_file()
+def test_stale_part_file_is_fetched_again_from_the_start(server, blob, tmp_path):
+    url, server = server
+    file = blob
     path = f'/{file.owner}/{file.repo}/{file.commit}/{file.src}'
-    (tmp_path / 'x.png.part').write_bytes(bytes(100_000))  # not a prefix of the file
+    (tmp_path / 'blob.bin.part').write_bytes(bytes(100_000))  # not a prefix of the file
     counted = []
     start = len(server.requests)
-    assert download(file.url(url), tmp_path / 'x.png', file.sha256, file.size,
+    assert download(file.url(url), tmp_path / 'blob.bin', file.sha256, file.size,
                     on_bytes=counted.append)
     assert server.requests[start:] == [(path, 'bytes=100000-'), (path, None)]
-    assert download_module.sha256_of(tmp_path / 'x.png') == file.sha256
-    assert sum(counted) == file.size and list(tmp_path.iterdir()) == [tmp_path / 'x.png']
+    assert download_module.sha256_of(tmp_path / 'blob.bin') == file.sha256
+    assert sum(counted) == file.size and list(tmp_path.iterdir()) == [tmp_path / 'blob.bin']
 
 
-def test_checksum_mismatch_is_one_sentence_and_leaves_nothing(mirror, tmp_path):
-    url, _ = mirror
-    file = _one_file()
+def test_checksum_mismatch_is_one_sentence_and_leaves_nothing(server, blob, tmp_path):
+    url, _ = server
+    file = blob
     with pytest.raises(FetchError, match=r'does not have the pinned content \(sha256 mismatch'):
-        download(file.url(url), tmp_path / 'x.png', '0' * 64, file.size)
+        download(file.url(url), tmp_path / 'blob.bin', '0' * 64, file.size)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_http_404_names_the_url_and_the_mirror_layout(mirror, tmp_path, load_script, capsys):
-    url, _ = mirror
+def test_http_404_names_the_url_and_the_mirror_layout(server, tmp_path, load_script, capsys):
+    url, _ = server
     with pytest.raises(SystemExit) as exit_info:
         load_script('tools/fetch_data.py').main(['--out', str(tmp_path / 'o'),
                                                  '--mirror', url + 'no-such-base'])
@@ -251,9 +269,9 @@ def test_refused_connection_says_check_the_network(tmp_path, load_script, capsys
     assert 'check the network connection' in err[0]
 
 
-def test_full_disk_while_writing_is_one_sentence(mirror, tmp_path, monkeypatch):
-    url, _ = mirror
-    file = _one_file()
+def test_full_disk_while_writing_is_one_sentence(server, blob, tmp_path, monkeypatch):
+    url, _ = server
+    file = blob
 
     class FullDisk:
         def __init__(self, *args):
@@ -268,9 +286,9 @@ def test_full_disk_while_writing_is_one_sentence(mirror, tmp_path, monkeypatch):
         def write(self, data):
             raise OSError(errno.ENOSPC, 'No space left on device')
     monkeypatch.setattr(download_module, 'open', FullDisk, raising=False)
-    with pytest.raises(FetchError, match=r'The disk holding .* is full while writing x.png: '
+    with pytest.raises(FetchError, match=r'The disk holding .* is full while writing blob.bin: '
                                          r'free at least [\d.]+ MiB there and rerun'):
-        download(file.url(url), tmp_path / 'x.png', file.sha256, file.size)
+        download(file.url(url), tmp_path / 'blob.bin', file.sha256, file.size)
 
 
 def test_not_enough_free_space_is_said_before_downloading(tmp_path, monkeypatch):
