@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dsc_mm.models.heads import KMeansSemanticHead, PrototypeSemanticHead  # noqa: E402
 from dsc_mm.models.utils import pixel_pool  # noqa: E402
 from perf._common import (current_rss_mib, make_clock, peak_rss_mib,  # noqa: E402
-                          reset_peak_rss)
+                          reset_peak_rss, synchronize)
 
 HEADS = {
     'DSC-KM': lambda args: KMeansSemanticHead(num_classes=args.classes, feat_dim=args.channels,
@@ -63,6 +63,8 @@ def parse_args(argv=None):
     parser.add_argument('--heads', nargs='+', default=list(HEADS), choices=list(HEADS))
     parser.add_argument('--repeats', type=int, default=3, help='timed steps per row')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (peak memory: '
+                        'max_memory_allocated over the memory before the step)')
     parser.add_argument('--clock', choices=['wall', 'process'], default='wall',
                         help='wall: elapsed; process: CPU time of the process (with --threads '
                         '1 the time on an idle core, robust to a loaded machine)')
@@ -92,33 +94,42 @@ def rank_pixels(rank, num_pixels, centres):
 
 
 class SimulatedRanks:
-    """``pixel_pool``'s view of ``mmengine.dist`` for rank 0 of ``world`` ranks."""
+    """``pixel_pool``'s view of ``mmengine.dist`` for rank ``rank`` of ``len(blocks)`` ranks.
 
-    def __init__(self, world, blocks):
-        self.world = world
-        self.blocks = blocks  # rank -> (L, C); rank 0's is the real local block
-        self.picks = None  # (W, s) rows of the bounded sample, set by sample_rows
+    A context manager. ``all_gather`` returns this rank's tensor in its slot and, in the others,
+    what rank r would send: its whole block, or (bounded set) the rows ``sample_rows`` draws
+    for r with the same count and seed.
+    """
 
-    def install(self):
+    def __init__(self, blocks, rank=0):
+        self.blocks = blocks  # rank -> (L, C); this rank's is the real local block
+        self.rank = rank
+        self.draws = []  # (count, seed) of this rank's pending sample_rows call
+
+    def __enter__(self):
         self._saved = {n: getattr(pixel_pool, n)
                        for n in ('all_gather', 'get_rank', 'get_world_size', 'sample_rows')}
         real_sample_rows = self._saved['sample_rows']
+        world = len(self.blocks)
 
-        def sample_rows(*args, **kwargs):
-            self.picks = real_sample_rows(*args, **kwargs)
-            return self.picks
+        def sample_rows(local, count, seed, rank, device):
+            self.draws.append((count, seed))
+            return real_sample_rows(local, count, seed, rank, device)
 
         def all_gather(tensor):
-            if tensor.shape[0] == self.blocks[0].shape[0]:  # the whole pool
-                return [tensor] + [self.blocks[r] for r in range(1, self.world)]
-            return [tensor] + [self.blocks[r][self.picks[r]] for r in range(1, self.world)]
+            if not self.draws:  # the whole pool
+                return [tensor if r == self.rank else self.blocks[r] for r in range(world)]
+            count, seed = self.draws.pop()
+            return [tensor if r == self.rank else self.blocks[r][real_sample_rows(
+                len(self.blocks[r]), count, seed, r, tensor.device)] for r in range(world)]
 
         pixel_pool.all_gather = all_gather
-        pixel_pool.get_rank = lambda: 0
-        pixel_pool.get_world_size = lambda: self.world
+        pixel_pool.get_rank = lambda: self.rank
+        pixel_pool.get_world_size = lambda: world
         pixel_pool.sample_rows = sample_rows
+        return self
 
-    def uninstall(self):
+    def __exit__(self, *exc):
         for name, fn in self._saved.items():
             setattr(pixel_pool, name, fn)
 
@@ -128,73 +139,100 @@ def semantic_step(head, key_dense, match, query_leaf, cap):
     contrast = pixel_pool.bounded_pixel_pool(key_dense, match, cap or None, seed=1)
     query = F.normalize(query_leaf, dim=1)
     out = head.loss(query, contrast.pixels, contrast.match_rows,
-                    torch.tensor(10**9), contrast.cluster_pixels)
+                    torch.tensor(10**9, device=query.device), contrast.cluster_pixels)
     out['loss'].backward()
     return float(out['loss'].detach())
 
 
+class PeakMemory:
+    """Peak memory of a block in MiB over the memory before it: CUDA's allocator, else RSS."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device) / 2**20
+            self.valid = True
+        else:
+            gc.collect()
+            self.base = current_rss_mib()
+            self.valid = reset_peak_rss()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            peak = peak_rss_mib()
+        self.mib = peak - self.base if self.valid else float('nan')
+
+
 def measure(args, world, name, clock):
     """(peak MiB, median seconds, loss, contrast rows) of one head at one world size."""
+    device = torch.device(args.device)
     num_loc = args.grid**2
     local = args.batch * num_loc
     centres = class_centres(args.channels)
-    blocks = {r: rank_pixels(r, local, centres) for r in range(world)}
+    blocks = {r: rank_pixels(r, local, centres).to(device) for r in range(world)}
     key_dense = blocks[0].reshape(args.batch, num_loc, args.channels).permute(0, 2, 1)
     gen = torch.Generator().manual_seed(7)
-    match = torch.randint(num_loc, (args.batch, num_loc), generator=gen)
-    rows = (torch.arange(args.batch)[:, None] * num_loc + match).reshape(-1)
+    match = torch.randint(num_loc, (args.batch, num_loc), generator=gen).to(device)
+    rows = (torch.arange(args.batch, device=device)[:, None] * num_loc + match).reshape(-1)
     matched = blocks[0][rows]  # (M, C): each query near its matched key pixel
-    query_leaf = (matched + 0.3 * torch.randn(matched.shape, generator=gen)).requires_grad_()
+    noise = torch.randn(matched.shape, generator=gen).to(device)
+    query_leaf = (matched + 0.3 * noise).requires_grad_()
     torch.manual_seed(0)
-    head = HEADS[name](args)
-    ranks = SimulatedRanks(world, blocks)
-    ranks.install()
-    try:
+    head = HEADS[name](args).to(device)
+    with SimulatedRanks(blocks):
         semantic_step(head, key_dense, match, query_leaf, args.cap)  # k-means++, allocator
         query_leaf.grad = None
-        gc.collect()
-        base = current_rss_mib()
-        reset = reset_peak_rss()
-        times, loss = [], None
+        times, loss, peak = [], None, float('nan')
         for i in range(args.repeats):
-            start = clock()
-            loss = semantic_step(head, key_dense, match, query_leaf, args.cap)
-            times.append(clock() - start)
+            with PeakMemory(device) as memory:
+                synchronize(device)
+                start = clock()
+                loss = semantic_step(head, key_dense, match, query_leaf, args.cap)
+                synchronize(device)
+                times.append(clock() - start)
             query_leaf.grad = None
             if i == 0:
-                peak = peak_rss_mib() - base
+                peak = memory.mib
         contrast = pixel_pool.bounded_pixel_pool(key_dense, match, args.cap or None, seed=1)
-    finally:
-        ranks.uninstall()
-    return peak if reset else float('nan'), statistics.median(times), loss, \
-        contrast.pixels.shape[0]
+    return peak, statistics.median(times), loss, contrast.pixels.shape[0], \
+        None if contrast.cluster_pixels is None else contrast.cluster_pixels.shape[0]
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    clock = make_clock(args.clock, torch.device('cpu'))
+    clock = make_clock(args.clock, torch.device(args.device))
     mmap_fixed = fix_mmap_threshold()
     start = time.perf_counter()
-    print(f'# Semantic heads at simulated world sizes: torch {torch.__version__}, '
-          f'{torch.get_num_threads()} threads, clock {args.clock}, '
-          f'{platform.processor() or platform.machine()}, python {platform.python_version()}')
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith('cuda') else \
+        f'{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}'
+    print(f'# Semantic heads at simulated world sizes: torch {torch.__version__}, {where}, '
+          f'clock {args.clock}, python {platform.python_version()}')
     print(f'command: python {" ".join(sys.argv)}')
     print(f'per GPU: {args.batch} images x {args.grid}x{args.grid} = '
           f'{args.batch * args.grid**2} queries, C={args.channels}, K={args.classes}, '
           f'cap {args.cap or "none"}, {args.repeats} timed steps after 1 untimed, '
           f'mmap threshold fixed: {mmap_fixed}\n')
-    print('| head | GPUs W | global pool N | contrast set | peak memory fwd+bwd (MiB) | '
-          'time (ms) | loss |')
-    print('|---|---:|---:|---:|---:|---:|---:|')
+    print('| head | GPUs W | global pool N | contrast set | clustering sample | '
+          'peak memory fwd+bwd (MiB) | time (ms) | loss |')
+    print('|---|---:|---:|---:|---:|---:|---:|---:|')
     results = {}
     for name in args.heads:
         for world in args.world:
-            peak, seconds, loss, rows = measure(args, world, name, clock)
+            peak, seconds, loss, rows, sample = measure(args, world, name, clock)
             results[name, world] = (peak, seconds, loss)
+            sample = 'whole pool' if sample is None else sample
             print(f'| {name} | {world} | {world * args.batch * args.grid**2} | {rows} | '
-                  f'{peak:.0f} | {seconds * 1e3:.0f} | {loss:.3f} |', flush=True)
+                  f'{sample} | {peak:.0f} | {seconds * 1e3:.0f} | {loss:.3f} |', flush=True)
     low, high = min(args.world), max(args.world)
     print()
     for name in args.heads:

@@ -2,8 +2,9 @@
 
 A downstream protocol config states the total batch its lr is for in
 ``auto_scale_lr.base_batch_size`` (detection 16 = 8 GPUs x 2, FCN VOC12aug 16 = 4 x 4,
-Cityscapes 8 = 4 x 2). Launching it with another number of processes silently changes the
-total batch at the same lr, the commonest cause of "my numbers are far from the paper".
+Cityscapes 8 = 4 x 2, ImageNet linear evaluation 256 = 8 x 32). Launching it with another
+number of processes silently changes the total batch at the same lr, the commonest cause of
+"my numbers are far from the paper".
 """
 from typing import Optional
 
@@ -12,6 +13,18 @@ from mmengine.config import Config
 #: Scopes of the fine-tuning configs the guard applies to (pretraining configs state the
 #: batch of their recipe name, e.g. ``8xb32``, and are not protocols).
 FINETUNE_SCOPES = ('mmdet', 'mmseg')
+
+
+def is_protocol(cfg: Config) -> bool:
+    """A fine-tuning config (mmdet, mmseg) or an mmpretrain classifier (linear evaluation).
+
+    mmpretrain's pretraining models (DSC, DenseCL, MoCo) share the scope of the linear
+    evaluation but are not protocols.
+    """
+    scope = cfg.get('default_scope')
+    model_type = str(cfg.get('model', {}).get('type', '')).split('.')[-1]
+    return scope in FINETUNE_SCOPES or (scope == 'mmpretrain' and
+                                        model_type == 'ImageClassifier')
 
 
 def check_total_batch(cfg: Config, world_size: int, config_path: str = '') -> Optional[float]:
@@ -25,14 +38,14 @@ def check_total_batch(cfg: Config, world_size: int, config_path: str = '') -> Op
     Returns:
         float | None: The lr the run uses when ``auto_scale_lr`` is enabled (mmengine scales
         it linearly: ``lr x total / base_batch_size``); None when the config states no total
-        batch or is not a fine-tuning config.
+        batch or is not a protocol (:func:`is_protocol`).
 
     Raises:
         ValueError: One sentence, when the totals differ and ``auto_scale_lr`` is off.
     """
     scale = cfg.get('auto_scale_lr') or {}
     base = scale.get('base_batch_size')
-    if base is None or cfg.get('default_scope') not in FINETUNE_SCOPES:
+    if base is None or not is_protocol(cfg):
         return None
     per_process = cfg.train_dataloader.batch_size
     total = world_size * per_process

@@ -12,6 +12,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..compat import cpu_ddp_cfg, drop_collate_scope, init_cpu_distributed
+from ..engine.hooks.dsc_schedule import ensure_schedule_hook
 from .checks import add_reliability_hooks
 
 # default_scope -> the package whose registries the Runner must use.
@@ -72,9 +73,14 @@ def merge_args(cfg: Config, args) -> Config:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the Runner of the config's scope (``runner_type`` if the config names one)."""
+    """Build the Runner of the config's scope (``runner_type`` if the config names one).
+
+    A DSC config always gets its ``DSCScheduleHook``, even when a derived config replaced
+    ``custom_hooks``.
+    """
     cfg = deepcopy(cfg)
     drop_collate_scope(cfg)
+    ensure_schedule_hook(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

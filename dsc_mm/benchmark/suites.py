@@ -187,7 +187,7 @@ PAPER = Suite(
     methods=_methods('resnet50_8xb32-coslr-200e_in1k'),
     # The launch of each protocol is part of it (transfer_protocols.md, "Launch"): detection
     # 8 GPUs x 2 = 16 (detectron2), FCN VOC12aug 4 x 4 = 16 and Cityscapes 4 x 2 = 8 (mmseg);
-    # VOC detection is the mean of 5 runs in the MoCo and DenseCL papers, the others one run.
+    # VOC detection and VOC12aug segmentation are means of 5 runs (DenseCL), the others one run.
     protocols=(
         Protocol('voc-det', 'VOC07+12 det (Faster R-CNN R50-C4)',
                  'configs/detection/faster-rcnn_r50-c4-syncbn_ms-24k_voc0712.py', VOC_DET,
@@ -197,7 +197,7 @@ PAPER = Suite(
                  gpus=8, total_batch=16),
         Protocol('voc-seg', 'VOC12aug seg (FCN R50-D8)',
                  'configs/segmentation/fcn_r50-d8-plain-syncbn_20k_voc12aug-512x512.py', SEG,
-                 gpus=4, total_batch=16),
+                 gpus=4, total_batch=16, seeds=5),
         Protocol('cityscapes-seg', 'Cityscapes seg (FCN R50-D8)',
                  'configs/segmentation/fcn_r50-d8-plain-syncbn_40k_cityscapes-769x769.py', SEG,
                  gpus=4, total_batch=8),

@@ -3,6 +3,6 @@
 DSC's schedules (DenseCL's pixel warm-up, the semantic ramp, frozen prototypes) read the
 model's ``iter_count`` buffer, so they are checkpointed with the model and a resumed run
 continues them exactly. :class:`DSCScheduleHook` only turns the configs' epochs into optimizer
-steps at run start and advances that buffer once per optimizer step.
+steps at run start (re-expressing a resumed counter when the steps per epoch changed).
 """
 from .hooks import *  # noqa: F401,F403

@@ -43,6 +43,11 @@ class BaseSemanticHead(BaseModule, metaclass=ABCMeta):
         self.feat_dim = feat_dim
         self.temperature = temperature
 
+    @property
+    def min_cluster_pixels(self) -> int:
+        """Fewest pixels the clustering sample of a bounded contrast set may hold (0: any)."""
+        return 0
+
     @abstractmethod
     def loss(self, query: torch.Tensor, pool: torch.Tensor, match_index: torch.Tensor,
              cur_iter: torch.Tensor,

@@ -24,7 +24,8 @@ class KMeansSemanticHead(BaseSemanticHead):
     ``P(i)`` always contains the matched key pixel itself, so it is never empty.
 
     When the model bounds the contrast set (``cluster_pool`` given), k-means runs on that
-    shared sample and the contrast pixels take the label of their nearest centroid.
+    shared sample (about ``max_contrast_pixels`` pixels) and the contrast pixels take the label
+    of their nearest centroid; the model refuses a cap under ``K x min_pixels_per_class``.
 
     Clustering, the logits and their log-sum-exp run in float32 with autocast off.
 
@@ -33,6 +34,8 @@ class KMeansSemanticHead(BaseSemanticHead):
         feat_dim (int): C. Defaults to 128.
         num_iters (int): Lloyd steps per training step. Defaults to 10.
         temperature (float): T. Defaults to 0.2.
+        min_pixels_per_class (int): Fewest pixels per class in the clustering sample of a
+            bounded contrast set (the paper's pool has 98 per class at K = 128). Defaults to 8.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -41,14 +44,21 @@ class KMeansSemanticHead(BaseSemanticHead):
                  feat_dim: int = 128,
                  num_iters: int = 10,
                  temperature: float = 0.2,
+                 min_pixels_per_class: int = 8,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(num_classes, feat_dim, temperature, init_cfg=init_cfg)
         self.num_iters = num_iters
+        self.min_pixels_per_class = min_pixels_per_class
         self.register_buffer('centroids', torch.zeros(num_classes, feat_dim))
         self.register_buffer('initialized', torch.zeros((), dtype=torch.bool))
         # Host copy of ``initialized``, so the warm-start decision costs no device sync per
         # step; None means "read the buffer once" (after construction or load_state_dict).
         self._host_initialized: Optional[bool] = None
+
+    @property
+    def min_cluster_pixels(self) -> int:
+        """K x ``min_pixels_per_class``."""
+        return self.num_classes * self.min_pixels_per_class
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)

@@ -39,10 +39,10 @@ class DSC(BaseSelfSupervisor):
     - ``L_semantic``: ``semantic_head`` (:class:`KMeansSemanticHead` for DSC-KM or
       :class:`PrototypeSemanticHead` for DSC-PM) on the key pixels of the global batch.
 
-    Schedules read the counter ``iter_count`` of OPTIMIZER STEPS (a buffer, so resume restores
-    it). Under a runner :class:`~dsc_mm.engine.hooks.DSCScheduleHook` advances it once per
-    optimizer step (so gradient accumulation does not speed the schedules up); used alone, each
-    ``loss()`` call counts as one step.
+    Schedules read the counter ``iter_count`` of optimizer steps (a buffer, so resume restores
+    it), advanced by each ``loss()`` call. Gradient accumulation is refused (:meth:`train_step`,
+    ``DSCScheduleHook``): under it the EMA key encoder, the queues and this counter would move
+    once per ``loss()`` call, not per optimizer step, so one ``loss()`` call is one step.
 
     - ``dense_start_iters``: DenseCL's warm-up (its ``DenseCLHook``). Before it the pixel weight
       is 0 and, exactly as DenseCL's ``loss_lambda=0`` does, the instance term takes the whole
@@ -53,11 +53,15 @@ class DSC(BaseSelfSupervisor):
     - ``dense_start_epochs`` / ``semantic_ramp_epochs`` (and the PM head's
       ``freeze_prototypes_epochs``) give the same in epochs; ``DSCScheduleHook`` turns them into
       optimizer steps at run start from the real dataset size, batch size, world size and
-      gradient accumulation, so a schedule means the same at 8 and at 256 GPUs.
+      gradient accumulation, so a schedule means the same at 8 and at 256 GPUs. The steps per
+      epoch are kept in the buffer ``steps_per_epoch``: a run resumed with another world size,
+      batch or accumulation re-expresses ``iter_count`` in its own steps, so the epochs done
+      (and the schedules) carry over.
 
     The semantic term contrasts with at most ``max_contrast_pixels`` key pixels (the paper's
     global pool of 12,544 by default): at or under it the whole all-gathered pool, exactly as
-    the paper; above it a bounded set drawn identically on every rank
+    the paper; above it exactly that many (the rank's own pixels and a sample of the others'),
+    clustered on a sample of about as many pixels drawn from every rank and shared by all
     (:func:`~dsc_mm.models.utils.bounded_pixel_pool`), so memory, clustering time and the
     loss's scale do not grow with the number of GPUs.
 
@@ -153,11 +157,16 @@ class DSC(BaseSelfSupervisor):
         self.dense_start_epochs = dense_start_epochs
         self.semantic_ramp_epochs = semantic_ramp_epochs
         self.max_contrast_pixels = max_contrast_pixels
+        least = getattr(self.semantic_head, 'min_cluster_pixels', 0)
+        if max_contrast_pixels is not None and max_contrast_pixels < least:
+            raise ValueError(
+                f'DSC max_contrast_pixels={max_contrast_pixels} is below the {least} pixels '
+                f'the semantic head needs to cluster (num_classes x min_pixels_per_class); '
+                f'raise max_contrast_pixels or lower num_classes in the model config.')
         self.schedules_resolved = not self._has_epoch_schedules()
         self.register_buffer('iter_count', torch.zeros((), dtype=torch.long))
-        # True: each loss() call advances iter_count. DSCScheduleHook sets it False and
-        # advances the counter once per optimizer step instead.
-        self.counts_loss_calls = True
+        # The optimizer steps per epoch iter_count counts in (0: never resolved by a run).
+        self.register_buffer('steps_per_epoch', torch.zeros((), dtype=torch.float64))
         # Host copy of iter_count for host-side decisions (skip the semantic term, the
         # sampling seed) without a device sync per step; None: read the buffer once.
         self._host_iter: Optional[int] = None
@@ -175,11 +184,18 @@ class DSC(BaseSelfSupervisor):
         """Turn the schedules given in epochs into optimizer steps.
 
         Called at run start by ``DSCScheduleHook`` (or by hand when the model is used alone).
+        When the model holds a counter of a run with another number of steps per epoch (a
+        resume at another world size or batch), the counter is rescaled to the new steps so
+        that it stands for the same number of epochs.
 
         Args:
             steps_per_epoch (float): Optimizer steps per epoch: dataset images / (batch size
                 x world size x gradient accumulation).
         """
+        previous = float(self.steps_per_epoch)
+        if previous > 0 and previous != steps_per_epoch:
+            self.set_iter(round(self.host_iter() * steps_per_epoch / previous))
+        self.steps_per_epoch.fill_(steps_per_epoch)
         if self.dense_start_epochs is not None:
             self.dense_start_iters = round(self.dense_start_epochs * steps_per_epoch)
         if self.semantic_ramp_epochs is not None:
@@ -317,6 +333,27 @@ class DSC(BaseSelfSupervisor):
         # 8. Enqueue the global batch of keys and advance the counter.
         self.instance_queue.enqueue(key.global_emb)
         self.pixel_queue.enqueue(key.pooled_dense)
-        if self.counts_loss_calls:
-            self.advance_iter()
+        self.advance_iter()
         return losses
+
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        """mmengine's train step, refusing gradient accumulation (:meth:`refuse_accumulation`)."""
+        self.refuse_accumulation(optim_wrapper)
+        return super().train_step(data, optim_wrapper)
+
+    @staticmethod
+    def refuse_accumulation(optim_wrapper) -> None:
+        """Raise one clear error when ``optim_wrapper`` accumulates gradients.
+
+        Under accumulation every ``loss()`` call would move the EMA key encoder, the queues and
+        the schedule counter, so the momentum, the queue's age and the schedules would change
+        with the number of accumulated iterations.
+        """
+        # mmengine's OptimWrapper keeps accumulative_counts only as this attribute (no getter).
+        counts = getattr(optim_wrapper, '_accumulative_counts', 1)
+        if counts > 1:
+            raise ValueError(
+                f'DSC does not support gradient accumulation (optim_wrapper.accumulative_counts'
+                f'={counts}): its EMA key encoder, queues and schedules advance once per loss() '
+                f'call; remove accumulative_counts and reach the total batch with more processes '
+                f'or a larger per-process batch.')

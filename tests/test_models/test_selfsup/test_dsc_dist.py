@@ -44,7 +44,8 @@ def _worker(rank, port, out_dir, dsc_cfg):
     head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=CHANNELS))
     torch.manual_seed(0)
     result.update(pool=pool, rows=rows, labels=head.cluster(pool), centroids=head.centroids)
-    # 1b. Above the cap (2 x 18 pixels > 20): own 18 pixels + 2 sampled from the other rank.
+    # 1b. Above the cap (2 x 18 pixels > 20): own 18 pixels + 2 of the other rank; the
+    # clustering sample is 10 pixels of each rank.
     contrast = bounded_pixel_pool(key_dense, match, max_pixels=BATCH * NUM_LOC + 2, seed=3)
     result.update(bounded=contrast.pixels, bounded_rows=contrast.match_rows,
                   sample=contrast.cluster_pixels)
@@ -112,6 +113,7 @@ def test_dsc_step_keeps_replicas_identical(results):
 
 
 def test_bounded_set_holds_own_pixels_and_one_sample_shared_by_the_ranks(results):
+    from dsc_mm.models.utils import pixel_pool
     local = [_local_keys(r)[0].permute(0, 2, 1).reshape(-1, CHANNELS) for r in range(WORLD)]
     assert torch.equal(results[0]['sample'], results[1]['sample'])
     for rank, res in enumerate(results):
@@ -121,6 +123,11 @@ def test_bounded_set_holds_own_pixels_and_one_sample_shared_by_the_ranks(results
         other = local[1 - rank]
         for row in res['bounded'][BATCH * NUM_LOC:]:
             assert (row[None] == other).all(1).any()  # a pixel of the other rank
-        # The shared sample is rank 0's 2 picks followed by rank 1's.
-        assert torch.equal(res['sample'][2 * (1 - rank):2 * (2 - rank)],
+        # The shared sample is rank 0's 10 picks followed by rank 1's; the contrast set takes
+        # the first 2 of the other rank's.
+        assert res['sample'].shape == (20, CHANNELS)
+        assert torch.equal(res['sample'][10 * rank:10 * (rank + 1)],
+                           local[rank][pixel_pool.sample_rows(BATCH * NUM_LOC, 10, 3, rank,
+                                                              'cpu')])
+        assert torch.equal(res['sample'][10 * (1 - rank):10 * (1 - rank) + 2],
                            res['bounded'][BATCH * NUM_LOC:])

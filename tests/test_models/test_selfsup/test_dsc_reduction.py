@@ -27,7 +27,7 @@ def _load_reference_weights(dsc, ref):
     missing, unexpected = dsc.load_state_dict(state, strict=False)
     assert not unexpected
     # Only DSC's own additions may be missing (the MoCo neck has no dense branch).
-    assert all(k.startswith(('semantic_head.', 'iter_count', 'neck.mlp2',
+    assert all(k.startswith(('semantic_head.', 'iter_count', 'steps_per_epoch', 'neck.mlp2',
                              'encoder_k.module.1.mlp2', 'pixel_queue')) for k in missing), missing
 
 

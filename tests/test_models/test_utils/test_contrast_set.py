@@ -16,104 +16,123 @@ LOCAL = BATCH * NUM_LOC
 SEED = 5
 
 
-def _blocks(world, seed=0, latent=None):
+def _blocks(world, seed=0, latent=None, local=LOCAL, channels=CHANNELS):
     """Per-rank unit key pixels (L, C), optionally around ``latent`` class centres."""
     gen = torch.Generator().manual_seed(seed)
     if latent is None:
-        return [F.normalize(torch.randn(LOCAL, CHANNELS, generator=gen), dim=1)
+        return [F.normalize(torch.randn(local, channels, generator=gen), dim=1)
                 for _ in range(world)]
     out = []
     for _ in range(world):
-        classes = torch.randint(len(latent), (LOCAL, ), generator=gen)
-        out.append(F.normalize(latent[classes] + 0.3 * torch.randn(LOCAL, latent.shape[1],
+        classes = torch.randint(len(latent), (local, ), generator=gen)
+        out.append(F.normalize(latent[classes] + 0.3 * torch.randn(local, channels,
                                                                     generator=gen), dim=1))
     return out
 
 
-def _simulate(monkeypatch, blocks, rank):
-    """Make ``pixel_pool`` see ``len(blocks)`` ranks, this process being ``rank``."""
-    world = len(blocks)
-
-    def all_gather(tensor):
-        if tensor.shape[0] == LOCAL:
-            return [tensor if r == rank else blocks[r] for r in range(world)]
-        picks = pixel_pool.sample_rows(world, LOCAL, tensor.shape[0], SEED, tensor.device)
-        return [tensor if r == rank else blocks[r][picks[r]] for r in range(world)]
-
-    monkeypatch.setattr(pixel_pool, 'all_gather', all_gather)
-    monkeypatch.setattr(pixel_pool, 'get_rank', lambda: rank)
-    monkeypatch.setattr(pixel_pool, 'get_world_size', lambda: world)
+@pytest.fixture(scope='module')
+def ranks(load_script):
+    """``ranks(blocks, rank)``: ``pixel_pool`` sees ``len(blocks)`` ranks, this one ``rank``."""
+    return load_script('perf/semantic_scale.py').SimulatedRanks
 
 
-def _key_dense(block):
-    return block.reshape(BATCH, NUM_LOC, CHANNELS).permute(0, 2, 1)  # (B, C, S*S)
+def _key_dense(block, batch=BATCH):
+    return block.reshape(batch, -1, block.shape[1]).permute(0, 2, 1)  # (B, C, S*S)
 
 
 MATCH = torch.randint(NUM_LOC, (BATCH, NUM_LOC), generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize('cap', [None, 4 * LOCAL])
-def test_at_or_under_the_cap_the_set_is_the_global_pool(monkeypatch, cap):
+def _rows_of(pixels, block):
+    """For each row of ``pixels``, the row of ``block`` equal to it (-1: none). # (N, )"""
+    hits = (pixels[:, None] == block[None]).all(-1)  # (N, L)
+    return torch.where(hits.any(1), hits.float().argmax(1), -1)
+
+
+@pytest.mark.parametrize('cap', [None, 4 * LOCAL, 4 * LOCAL + 5])
+def test_at_or_under_the_cap_the_set_is_the_global_pool(ranks, cap):
     blocks = _blocks(4)
-    _simulate(monkeypatch, blocks, rank=1)
-    contrast = bounded_pixel_pool(_key_dense(blocks[1]), MATCH, cap, seed=SEED)
+    with ranks(blocks, rank=1):
+        contrast = bounded_pixel_pool(_key_dense(blocks[1]), MATCH, cap, seed=SEED)
     assert contrast.cluster_pixels is None
     assert torch.equal(contrast.pixels, torch.cat(blocks))
     local_rows = (torch.arange(BATCH)[:, None] * NUM_LOC + MATCH).reshape(-1)
     assert torch.equal(contrast.match_rows, LOCAL + local_rows)
 
 
-def test_above_the_cap_every_rank_holds_its_own_pixels_and_one_shared_sample(monkeypatch):
-    world, cap = 8, 3 * LOCAL  # pool of 144 pixels, cap 54: s = (54 - 18) // 7 = 5 per rank
+@pytest.mark.parametrize('world,cap', [(8, 3 * LOCAL), (3, 2 * LOCAL + 1), (2, LOCAL),
+                                       (5, LOCAL - 4)])
+def test_above_the_cap_the_set_is_exactly_the_cap_and_the_sample_comes_from_every_rank(
+        ranks, world, cap):
     blocks = _blocks(world)
+    from_other = max(0, cap - LOCAL)
+    share = -(-cap // world)  # clustering rows per rank, ceil(cap / W)
     samples = []
     for rank in range(world):
-        _simulate(monkeypatch, blocks, rank)
-        contrast = bounded_pixel_pool(_key_dense(blocks[rank]), MATCH, cap, seed=SEED)
+        with ranks(blocks, rank):
+            contrast = bounded_pixel_pool(_key_dense(blocks[rank]), MATCH, cap, seed=SEED)
         pixels = contrast.pixels
-        assert pixels.shape == (LOCAL + (world - 1) * 5, CHANNELS) and pixels.shape[0] <= cap
+        assert pixels.shape == (LOCAL + from_other, CHANNELS)
         # The own pixels come first, in full, and every query's matched key pixel is among them.
         assert torch.equal(pixels[:LOCAL], blocks[rank])
         local_rows = (torch.arange(BATCH)[:, None] * NUM_LOC + MATCH).reshape(-1)
         assert torch.equal(pixels[contrast.match_rows], blocks[rank][local_rows])
-        # The rest: 5 distinct pixels of each OTHER rank, none of this rank's.
-        others = pixels[LOCAL:].reshape(world - 1, 5, CHANNELS)
-        for slot, other in enumerate(r for r in range(world) if r != rank):
-            hits = (others[slot][:, None] == blocks[other][None]).all(-1)  # (5, L)
-            assert torch.equal(hits.sum(1), torch.ones(5, dtype=torch.long))
-            assert hits.any(0).sum() == 5
-        samples.append(contrast.cluster_pixels)
+        # The rest: distinct pixels of the OTHER ranks, q or q + 1 of each.
+        counts = []
+        for other in range(world):
+            rows = _rows_of(pixels[LOCAL:], blocks[other])
+            taken = rows[rows >= 0]
+            assert len(taken.unique()) == len(taken)
+            counts.append(len(taken))
+        assert counts[rank] == 0 and sum(counts) == from_other
+        others = [c for r, c in enumerate(counts) if r != rank]
+        assert max(others) - min(others) <= 1
+        # The clustering sample: ceil(cap / W) distinct pixels of EVERY rank, its own included.
+        sample = contrast.cluster_pixels
+        assert sample.shape == (world * share, CHANNELS)
+        for r in range(world):
+            rows = _rows_of(sample[r * share:(r + 1) * share], blocks[r])
+            assert (rows >= 0).all() and len(rows.unique()) == share
+        samples.append(sample)
     assert all(torch.equal(s, samples[0]) for s in samples)  # one shared clustering sample
-    assert samples[0].shape == (world * 5, CHANNELS)
-    assert not torch.equal(pixel_pool.sample_rows(world, LOCAL, 5, SEED, 'cpu'),
-                           pixel_pool.sample_rows(world, LOCAL, 5, SEED + 1, 'cpu'))
 
 
-def _km_loss(monkeypatch, world, cap, query, latent):
-    blocks = _blocks(world, seed=0, latent=latent)
-    _simulate(monkeypatch, blocks, rank=0)
-    contrast = bounded_pixel_pool(_key_dense(blocks[0]), MATCH, cap, seed=SEED)
-    torch.manual_seed(0)
+def test_each_rank_draws_its_own_rows_in_order_of_its_local_pixels():
+    picks = pixel_pool.sample_rows(50, 20, SEED, 3, 'cpu')
+    assert picks.shape == (20, ) and len(picks.unique()) == 20 and picks.max() < 50
+    assert torch.equal(picks, pixel_pool.sample_rows(50, 20, SEED, 3, 'cpu'))
+    assert not torch.equal(picks, pixel_pool.sample_rows(50, 20, SEED + 1, 3, 'cpu'))
+    assert not torch.equal(picks, pixel_pool.sample_rows(50, 20, SEED, 4, 'cpu'))
+
+
+def test_own_pixels_at_the_cap_still_give_k_means_a_sample_of_the_cap(ranks):
+    """Issue 19's reproduction: W = 2, L = cap = 18, K = 4 used to cluster W = 2 pixels."""
+    blocks = _blocks(2)
+    with ranks(blocks):
+        contrast = bounded_pixel_pool(_key_dense(blocks[0]), MATCH, LOCAL, seed=SEED)
+    assert contrast.cluster_pixels.shape == (LOCAL, CHANNELS)
+    assert torch.equal(contrast.pixels, blocks[0])
     head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=CHANNELS,
-                             num_iters=5))
-    out = head.loss(query, contrast.pixels, contrast.match_rows, torch.tensor(0),
+                             num_iters=3))
+    out = head.loss(blocks[0], contrast.pixels, contrast.match_rows, torch.tensor(0),
                     contrast.cluster_pixels)
-    return out['loss'].item()
+    assert torch.isfinite(out['loss'])
 
 
-def test_km_loss_keeps_its_scale_when_the_world_grows(monkeypatch):
-    """At 28 simulated ranks the bounded loss stays near the 4-rank loss (at the cap); the
-    uncapped one grows by about log(28 / 4) = 1.95. With 72-pixel sets the sampling noise is
-    about 0.2 (perf/semantic_scale.py measures the paper scale)."""
-    latent = F.normalize(torch.randn(6, CHANNELS, generator=torch.Generator().manual_seed(2)),
-                         dim=1)
-    blocks = _blocks(1, seed=0, latent=latent)  # rank 0's block is the same at every W
-    rows = (torch.arange(BATCH)[:, None] * NUM_LOC + MATCH).reshape(-1)
-    noise = torch.randn(LOCAL, CHANNELS, generator=torch.Generator().manual_seed(3))
-    query = F.normalize(blocks[0][rows] + 0.2 * noise, dim=1)
-    cap = 4 * LOCAL  # at 28 ranks: 18 own + 27 x 2 sampled = 72 pixels, the 4-rank pool
-    at_cap = _km_loss(monkeypatch, 4, cap, query, latent)
-    bounded = _km_loss(monkeypatch, 28, cap, query, latent)
-    uncapped = _km_loss(monkeypatch, 28, None, query, latent)
-    assert abs(bounded - at_cap) < 0.3, (at_cap, bounded, uncapped)
-    assert uncapped - at_cap > 1.5, (at_cap, uncapped)
+def test_dsc_refuses_a_cap_below_what_k_means_needs(tiny):
+    with pytest.raises(ValueError, match='max_contrast_pixels=100 is below the 128 pixels'):
+        MODELS.build(tiny.dsc(max_contrast_pixels=100, semantic_head=dict(
+            type='KMeansSemanticHead', num_classes=16, feat_dim=tiny.feat_dim)))
+    MODELS.build(tiny.dsc(max_contrast_pixels=128, semantic_head=dict(
+        type='KMeansSemanticHead', num_classes=16, feat_dim=tiny.feat_dim)))
+    MODELS.build(tiny.dsc(max_contrast_pixels=None))
+
+
+def test_the_gathered_rows_cover_the_contrast_set_at_every_size_above_the_cap():
+    for world in range(2, 40):
+        for local in range(1, 60, 7):
+            for cap in range(local // 2 + 1, world * local, 11):  # W x L > cap
+                sizes = pixel_pool.sample_sizes(world, local, cap)
+                assert sizes.other + (sizes.extra > 0) <= sizes.cluster <= local
+                assert (world - 1) * sizes.other + sizes.extra == max(0, cap - local)
+                assert cap <= world * sizes.cluster < cap + world

@@ -10,6 +10,9 @@ model = dict(
         norm_cfg=norm_cfg,
         norm_eval=False,
         style='pytorch',
+        # detectron2's init: the last BN of each block starts at 1, not 0 (mmdet's default
+        # zero_init_residual=True), so the random-init rows start as the published baselines.
+        zero_init_residual=False,
         # Random init (the baseline). `tools/train.py CONFIG --pretrained PATH` sets
         # init_cfg=dict(type='Pretrained', checkpoint=PATH).
         init_cfg=None),
