@@ -116,15 +116,12 @@ def main(argv=None):
                                  pretrain_options=args.pretrain_options,
                                  finetune_options=args.finetune_options)
         options = slurm_options(args)
-        if args.status:
+        if args.status:  # the submission's own runner: only --work-dir matters
+            from dsc_mm.benchmark.slurm import finish, runner_of
             from dsc_mm.benchmark.status import status_text
-            from dsc_mm.benchmark.slurm import finish
-            text = status_text(runner)
-            if text is None:
-                sys.exit(f'error: {runner.work_dir} has no Slurm submission (no '
-                         f'slurm/jobs.json); submit with --launcher slurm first.')
+            runner = runner_of(runner.work_dir)
             finish(runner)
-            print(text)
+            print(status_text(runner))
             return
         if args.launcher == 'slurm':
             from dsc_mm.benchmark import slurm

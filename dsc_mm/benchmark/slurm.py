@@ -9,6 +9,7 @@ checkpoint/requeue, or ``scontrol requeue``) and its training resumes from the l
 (:meth:`BenchmarkRunner.command` adds ``--resume``); finished steps are skipped, so a cell file
 is written once.
 """
+import dataclasses
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ from typing import Dict, List, Optional
 
 from .report import write_report
 from .runner import REPO_ROOT, BenchmarkRunner
+from .suites import SUITES, Method, select_protocols
 from .slurm_jobs import REPORT, SlurmJob, job_by_key, layout, minutes, plan_jobs
 from .slurm_state import (JobState, SlurmError, job_log, job_states, latest_ids,
                           partition_nodes, read_record, require_slurm, slurm_dir,
@@ -96,6 +98,7 @@ def submit(runner: BenchmarkRunner, options: SlurmOptions) -> Dict[str, str]:
                              f'{record["suite"]}; pass another --work-dir for suite '
                              f'{runner.suite.name}.')
         record['suite'] = runner.suite.name
+        record['runner'] = runner_spec(runner)
         states = job_states(latest_ids(record).values())
         live: Dict[str, str] = {}  # job key -> id of a job the new ones may depend on
         new: Dict[str, str] = {}
@@ -241,6 +244,36 @@ def finish(runner: BenchmarkRunner) -> str:
             continue
         runner._record_failure(step, row.detail)
     return write_report(runner, quiet=True)
+
+
+def runner_spec(runner: BenchmarkRunner) -> dict:
+    """What rebuilds the submitting runner (``--status`` needs only the work dir), as JSON."""
+    return dict(suite=runner.suite.name, protocols=[p.key for p in runner.suite.protocols],
+                methods=[dataclasses.asdict(m) for m in runner.methods], seeds=runner.seeds,
+                gpus=runner.gpus, data=runner.data,
+                pretrain_options=list(runner.pretrain_options[len(
+                    runner.suite.pretrain_options):]),
+                finetune_options=list(runner.finetune_options))
+
+
+def runner_of(work_dir: str) -> BenchmarkRunner:
+    """The runner of the submission recorded in ``work_dir``.
+
+    Raises:
+        SlurmError: The work dir has no submission, or one of a suite this checkout lacks.
+    """
+    spec = read_record(work_dir).get('runner')
+    if not spec:
+        raise SlurmError(f'{work_dir} has no Slurm submission (no slurm/jobs.json); submit '
+                         f'with --launcher slurm first.')
+    if spec['suite'] not in SUITES:
+        raise SlurmError(f'{work_dir} was submitted with suite {spec["suite"]!r}, which this '
+                         f'checkout does not define; use the checkout that submitted it.')
+    suite = select_protocols(SUITES[spec['suite']], spec['protocols'])
+    return BenchmarkRunner(suite, [Method(**m) for m in spec['methods']], work_dir,
+                           data=spec['data'], seeds=spec['seeds'], gpus=spec['gpus'],
+                           pretrain_options=spec['pretrain_options'],
+                           finetune_options=spec['finetune_options'])
 
 
 def job_state_of(runner: BenchmarkRunner) -> Dict[str, JobState]:

@@ -107,10 +107,10 @@ def summary(runner: BenchmarkRunner, gpus_per_node: int,
     hours = 0.
     for (name, tasks, nodes, time, after), count in kinds.items():
         dep = ', afterok on its method\'s pretraining' if after else ''
-        lines.append(f'  {count:3d} x {name:<22} {tasks} GPUs ({nodes} node'
+        lines.append(f'  {count:3d} x {name:<27} {tasks} GPUs ({nodes} node'
                      f'{"s" if nodes > 1 else ""}), time limit {time}{dep}')
         hours += count * tasks * _hours(time)
-    lines.append(f'    1 x report                 1 CPU, time limit {times.get(REPORT, "")}, '
+    lines.append(f'    1 x report                      1 CPU, time limit {times.get(REPORT, "")}, '
                  f'afterany on every other job')
     lines.append(f'  GPU-hours reserved at most (time limits x GPUs): {hours:,.0f}')
     return lines

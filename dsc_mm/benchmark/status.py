@@ -7,7 +7,7 @@ failed pretraining it depended on, and the log to read.
 """
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from .runner import ITER_LINE, BenchmarkRunner
 from .slurm_jobs import SlurmJob, plan_jobs
@@ -89,8 +89,6 @@ def format_rows(rows: List[JobRow]) -> str:
     return '\n'.join(lines)
 
 
-def status_text(runner: BenchmarkRunner) -> Optional[str]:
-    """The grid, or None when the work dir has no Slurm record."""
-    if not read_record(runner.work_dir)['jobs']:
-        return None
+def status_text(runner: BenchmarkRunner) -> str:
+    """The grid of the runner's Slurm jobs."""
     return format_rows(job_rows(runner))

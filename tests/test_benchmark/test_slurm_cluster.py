@@ -140,8 +140,8 @@ def test_status_grid_and_resubmission_of_a_finished_plan(submitted, load_script,
     assert rows['cell/densecl__voc-seg__seed0'].detail.startswith('mIoU ')
     # Everything is done: the same submission again submits nothing, not even the report.
     assert submit(_runner(work, data), OPTIONS) == {}
-    benchmark.main(['--suite', 'tiny', '--work-dir', str(work), '--status',
-                    '--protocols', 'voc-seg', '--methods', 'random', 'densecl'])
+    # --status rebuilds the submission's plan from the work dir alone.
+    benchmark.main(['--work-dir', str(work), '--status'])
     out = capsys.readouterr().out
     assert re.search(r'pretrain/densecl +done +\d+', out) and '3 done' in out
 
@@ -161,10 +161,17 @@ def preempted(tmp_path_factory, data):
         time.sleep(0.05)
     requeued_at = last.read_text().strip()
     subprocess.run(['scontrol', 'requeue', cell_job], check=True)
-    # Slurm holds a requeued job back a while (BeginTime); let it start again at once.
-    time.sleep(1)
-    subprocess.run(['scontrol', 'update', f'jobid={cell_job}', 'starttime=now'],
-                   capture_output=True)
+    # Slurm holds a requeued job back 2 minutes (Reason=BeginTime); let it start at once.
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        show = subprocess.run(['scontrol', 'show', 'job', cell_job], capture_output=True,
+                              text=True).stdout
+        if 'JobState=PENDING' in show and 'Reason=BeginTime' in show:
+            subprocess.run(['scontrol', 'update', f'jobid={cell_job}', 'starttime=now'],
+                           capture_output=True)
+        elif 'JobState=PENDING' not in show and 'Restarts=1' in show:
+            break
+        time.sleep(0.5)
     states = _wait_until_ended(work)
     restarts = re.search(r'Restarts=(\d+)', subprocess.run(
         ['scontrol', 'show', 'job', cell_job], capture_output=True, text=True).stdout)
@@ -226,6 +233,8 @@ def test_two_slurm_tasks_give_the_losses_of_one_process_on_the_whole_batch(
     for position, i in enumerate([0, 2, 4, 6, 1, 3, 5, 7]):  # all-gather order of 2 ranks x 4
         sh.copy(images[i], tmp_path / 'one' / f'{position:02d}.jpg')
     config = 'tests/test_reliability/configs/dsc-km_resnet18_tiny_dist.py'
+    # loss_recorder (the hook that saves each process's first losses), here and in the jobs.
+    monkeypatch.syspath_prepend(str(repo_root / 'tests' / 'test_reliability'))
     monkeypatch.setenv('PYTHONPATH', str(repo_root / 'tests' / 'test_reliability'))
 
     def options(folder, batch):
