@@ -246,9 +246,12 @@ def test_two_slurm_tasks_give_the_losses_of_one_process_on_the_whole_batch(
     runner = BenchmarkRunner(suite, suite.methods, str(tmp_path / 'slurm'), gpus=2,
                              pretrain_options=options('two', 4))
     jobs = submit(runner, OPTIONS)
-    states = _wait_until_ended(tmp_path / 'slurm')
-    assert states[jobs['pretrain/dsc-km']].state == 'COMPLETED', \
-        (tmp_path / 'slurm' / 'slurm' / f'{jobs["pretrain/dsc-km"]}_0_log.out').read_text()
+    _wait_until_ended(tmp_path / 'slurm')
+    job_log = (tmp_path / 'slurm' / 'slurm' / f'{jobs["pretrain/dsc-km"]}_0_log.out').read_text()
+    # The job's training ran as 2 Slurm tasks; its conversion afterwards fails on purpose: the
+    # test model is a narrow ResNet (16 channels) that no torchvision backbone matches.
+    assert 'process 0 of 2' in job_log and 'iter 1/1' in job_log, job_log
+    assert "conversion of DSC-KM failed" in job_log, job_log
     one = subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir',
                           str(tmp_path / 'one_run'), '--cfg-options', *options('one', 8)],
                          cwd=repo_root, capture_output=True, text=True, timeout=300)
