@@ -11,6 +11,7 @@ is written once.
 """
 import dataclasses
 import os
+import re
 import signal
 import sys
 import time
@@ -64,6 +65,8 @@ def check(runner: BenchmarkRunner, options: SlurmOptions, query_cluster: bool = 
             minutes(value)
         except ValueError as exc:
             raise SlurmError(f'--time {kind}={value}: {exc}')
+    if options.mem_per_gpu:
+        _memory(options.mem_per_gpu)
     if options.gpus_per_node < 1 or options.cpus_per_gpu < 1:
         raise SlurmError('--gpus-per-node and --cpus-per-gpu must be at least 1.')
     max_nodes = options.max_nodes
@@ -149,8 +152,11 @@ def _submit_one(submitit, runner: BenchmarkRunner, options: SlurmOptions, job: S
         params['partition'] = options.partition
     if not options.cpu and job.kind in ('pretrain', 'finetune'):
         params['gpus_per_node'] = per_node
-    if options.mem_per_gpu:
-        params['mem_per_cpu' if options.cpu else 'mem_per_gpu'] = options.mem_per_gpu
+    if options.mem_per_gpu and options.cpu:  # no GPUs to count: memory per node
+        number, unit = _memory(options.mem_per_gpu)
+        params['mem'] = f'{number * per_node}{unit}'
+    elif options.mem_per_gpu:
+        params['mem_per_gpu'] = options.mem_per_gpu
     executor.update_parameters(**params)
     try:
         handle = executor.submit(StepJob(runner, job.key))
@@ -158,6 +164,14 @@ def _submit_one(submitit, runner: BenchmarkRunner, options: SlurmOptions, job: S
         message = str(exc).strip().splitlines()
         raise SlurmError(f'sbatch refused {job.key}: {message[-1] if message else exc}')
     return str(handle.job_id)
+
+
+def _memory(text: str) -> tuple:
+    """``'40G'`` -> ``(40, 'G')``; raises SlurmError for anything sbatch would not read."""
+    match = re.fullmatch(r'(\d+)([KMGT]?)', text.strip().upper())
+    if not match:
+        raise SlurmError(f'--mem-per-gpu {text!r} is not a memory size such as 40G or 64000M.')
+    return int(match[1]), match[2]
 
 
 class _Checkpointable:

@@ -16,6 +16,7 @@ import torch
 
 from dsc_mm.benchmark import BenchmarkRunner, Method, Suite, select_methods
 from dsc_mm.benchmark.report import write_report
+from dsc_mm.benchmark.runner import ITER_LINE
 from dsc_mm.benchmark.slurm import DEFAULT_TIME, SlurmOptions, submit
 from dsc_mm.benchmark.slurm_state import job_states, latest_ids, read_record
 from dsc_mm.benchmark.status import job_rows
@@ -40,7 +41,7 @@ OPTIONS = SlurmOptions(cpu=True, gpus_per_node=2, cpus_per_gpu=1,
 PRETRAIN = ('train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2',
             'param_scheduler.0.T_max=2', 'param_scheduler.0.end=2',
             'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-            'train_dataloader.persistent_workers=False')
+            'train_dataloader.persistent_workers=False', 'default_hooks.logger.interval=1')
 SMALL = ('train_dataloader.dataset.pipeline.2.scale=(256,64)',
          'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
          'model.data_preprocessor.size=(64,64)',
@@ -82,6 +83,11 @@ def _wait_until_ended(work, timeout=600):
     pytest.fail(f'jobs of {work} still queued or running after {timeout} s:\n{squeue}')
 
 
+def _losses(log):
+    """``[(iteration, loss), ...]`` of a step's log."""
+    return [(m[1], m[3]) for m in map(ITER_LINE.search, log.read_text().splitlines()) if m]
+
+
 def _cells(work):
     return {p.name: json.loads(p.read_text()) for p in sorted((work / 'cells').glob('*'))}
 
@@ -117,6 +123,12 @@ def test_slurm_run_gives_the_cells_and_table_of_a_local_run(submitted):
         # Same commands, seeds and single CPU processes: the same numbers, to the 2 decimals
         # a cell keeps.
         assert slurm[name]['metrics'] == local[name]['metrics'], name
+    # The cells' mIoU of 6 iterations barely moves; the training losses, printed to 4 decimals
+    # at every iteration, show any difference of seed, data or command.
+    for log in ('pretrain_DenseCL.log', 'finetune_Random_init_x_voc-seg_seed_0.log',
+                'finetune_DenseCL_x_voc-seg_seed_0.log'):
+        losses = [_losses(root / w / 'logs' / log) for w in ('slurm', 'local')]
+        assert losses[0] and losses[0] == losses[1], (log, losses)
     tables = [json.loads((root / w / 'results.json').read_text()) for w in ('slurm', 'local')]
     assert tables[0]['table'] == tables[1]['table']
     md = [(root / w / 'results.md').read_text().split('\n\n', 2)[2] for w in ('slurm', 'local')]

@@ -65,6 +65,8 @@ def test_bad_time_and_too_large_job_are_one_sentence(tmp_path):
                                          r'--gpus-per-node 8 x 1 node\(s\) allowed'):
         check(runner, SlurmOptions(max_nodes=1), query_cluster=False)
     check(runner, SlurmOptions(max_nodes=2), query_cluster=False)  # 2 nodes of 8 fit
+    with pytest.raises(SlurmError, match=r"--mem-per-gpu '40 GB' is not a memory size"):
+        check(runner, SlurmOptions(mem_per_gpu='40 GB'), query_cluster=False)
 
 
 def test_no_sbatch_on_the_path_is_one_sentence(monkeypatch, tmp_path):
