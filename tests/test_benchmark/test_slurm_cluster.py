@@ -181,8 +181,8 @@ def preempted(tmp_path_factory, data):
         if 'JobState=PENDING' in show and 'Reason=BeginTime' in show:
             subprocess.run(['scontrol', 'update', f'jobid={cell_job}', 'starttime=now'],
                            capture_output=True)
-        elif 'JobState=PENDING' not in show and 'Restarts=1' in show:
-            break
+        elif re.search(r'JobState=(RUNNING|COMPLETED|FAILED)', show) and 'Restarts=1' in show:
+            break  # (right after the requeue it is COMPLETING, then PENDING)
         time.sleep(0.5)
     states = _wait_until_ended(work)
     restarts = re.search(r'Restarts=(\d+)', subprocess.run(
