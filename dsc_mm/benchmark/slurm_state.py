@@ -25,7 +25,7 @@ class SlurmError(RuntimeError):
 
 @dataclass(frozen=True)
 class JobState:
-    """A Slurm job's state: ``state`` (RUNNING, TIMEOUT, ...), ``reason``, ``exit_code`` (``1:0``)."""
+    """A Slurm job's ``state`` (RUNNING, TIMEOUT, ...), ``reason`` and ``exit_code`` (``1:0``)."""
     job_id: str
     state: str
     reason: str = ''
@@ -98,7 +98,7 @@ def submission_lock(work_dir: str):
 
 
 def require_slurm() -> None:
-    """Raises SlurmError when this machine has no ``sbatch``/``scontrol`` (not a Slurm login node)."""
+    """Raises SlurmError when this machine has no ``sbatch``/``scontrol`` (no Slurm login node)."""
     missing = [tool for tool in ('sbatch', 'scontrol', 'sinfo') if shutil.which(tool) is None]
     if missing:
         raise SlurmError(f'{" and ".join(missing)} not found on the PATH: --launcher slurm '

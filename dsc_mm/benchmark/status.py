@@ -1,4 +1,4 @@
-"""``tools/benchmark.py --status``: every job of a Slurm submission, queued / running / done / failed.
+"""``tools/benchmark.py --status``: each job of a Slurm submission, queued/running/done/failed.
 
 A row's status comes from the files first (a done cell, a finished pretraining), then from
 Slurm's state of the newest job id the work dir recorded for it. A failed row says why: the

@@ -1,4 +1,4 @@
-"""The Slurm plan without a cluster: jobs per kind, their processes and nodes, bad input sentences."""
+"""The Slurm plan without a cluster: jobs per kind, their processes and nodes, input mistakes."""
 import os
 import re
 
