@@ -16,18 +16,33 @@ from .utils.fileio import atomic_file
 
 
 def init_cpu_distributed(launcher: str) -> bool:
-    """Initialise a gloo process group for ``--launcher pytorch`` on a machine without CUDA.
+    """Initialise a gloo process group for ``--launcher pytorch|slurm`` on a machine without CUDA.
 
-    mmengine 0.10.7's ``init_dist('pytorch')`` (``_init_dist_pytorch``) calls
-    ``torch.cuda.set_device`` first and fails on CPU. The Runner skips its own ``init_dist``
-    when a process group already exists, so we create one with gloo from torchrun's environment.
+    mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` first and fails on CPU
+    (``_init_dist_pytorch``; ``_init_dist_slurm`` divides by the GPU count). The Runner skips its
+    own ``init_dist`` when a process group already exists, so we create one with gloo from
+    torchrun's environment, or from Slurm's (``SLURM_PROCID``, ``SLURM_NTASKS``, the job's first
+    node as master, ``MASTER_PORT`` or 29500), as mmengine's Slurm launch would.
 
     Returns:
         bool: True if this function created the process group.
     """
-    if launcher != 'pytorch' or torch.cuda.is_available() or torch_dist.is_initialized():
+    if launcher not in ('pytorch', 'slurm') or torch.cuda.is_available() \
+            or torch_dist.is_initialized():
         return False
-    if 'RANK' not in os.environ:
+    if launcher == 'slurm':
+        if 'SLURM_PROCID' not in os.environ:
+            raise RuntimeError('--launcher slurm needs the environment of a Slurm task '
+                               '(SLURM_PROCID, SLURM_NTASKS); start it with srun or sbatch.')
+        import subprocess
+        nodes = subprocess.run(['scontrol', 'show', 'hostnames', os.environ['SLURM_NODELIST']],
+                               capture_output=True, text=True, check=True).stdout.split()
+        os.environ.setdefault('MASTER_ADDR', nodes[0])
+        os.environ.setdefault('MASTER_PORT', '29500')
+        os.environ['RANK'] = os.environ['SLURM_PROCID']
+        os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+        os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    elif 'RANK' not in os.environ:
         raise RuntimeError('--launcher pytorch needs the environment that torchrun sets (RANK, '
                            'WORLD_SIZE, MASTER_ADDR); start it with tools/dist_train.sh.')
     torch_dist.init_process_group(backend='gloo')

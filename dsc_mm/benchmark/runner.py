@@ -78,11 +78,15 @@ class BenchmarkRunner:
         gpus: Processes per pretraining run (default ``suite.gpus``); fine-tuning runs use
             their protocol's ``gpus``. More than 1 launches ``tools/dist_train.sh``.
         log: Where progress lines go.
+        pretrain_options: ``--cfg-options`` added after the suite's to every pretraining run.
+        finetune_options: ``--cfg-options`` added last to every fine-tuning run (after the
+            protocol's own, so that they win).
     """
 
     def __init__(self, suite: Suite, methods: Sequence[Method], work_dir: str,
                  data: Optional[str] = None, seeds: Optional[int] = None,
-                 gpus: Optional[int] = None, log: Callable[[str], None] = print):
+                 gpus: Optional[int] = None, log: Callable[[str], None] = print,
+                 pretrain_options: Sequence[str] = (), finetune_options: Sequence[str] = ()):
         if seeds is not None and seeds < 1:
             raise ValueError(f'--seeds must be at least 1, got {seeds}.')
         self.suite, self.methods, self.seeds = suite, tuple(methods), seeds
@@ -90,6 +94,8 @@ class BenchmarkRunner:
         self.data = osp.abspath(data) if data else None
         self.gpus = gpus or suite.gpus
         self.log = log
+        self.pretrain_options = (*suite.pretrain_options, *pretrain_options)
+        self.finetune_options = tuple(finetune_options)
         self.durations = {kind: [] for kind in GUESS_SECONDS}
 
     def seeds_of(self, protocol: Protocol) -> int:
@@ -104,7 +110,7 @@ class BenchmarkRunner:
         """The checkpoint the convert step reads: the user's, else the pretraining run's last."""
         return method.checkpoint or osp.join(
             self.pretrain_dir(method),
-            final_checkpoint_name(method.config, self.suite.pretrain_options))
+            final_checkpoint_name(method.config, self.pretrain_options))
 
     def backbone_path(self, method: Method) -> str:
         return osp.join(self.pretrain_dir(method), 'backbone.pth')
@@ -146,23 +152,38 @@ class BenchmarkRunner:
         cell = self.read_cell(step.method, step.protocol, step.seed)
         return bool(cell) and cell['status'] == 'done'
 
-    def command(self, step: Step) -> List[str]:
-        """The shell command of a pretraining or fine-tuning step."""
+    def gpus_of(self, step: Step) -> int:
+        """Processes of a step: the pretraining launch, a protocol's own, 1 for a conversion."""
+        if step.kind == 'pretrain':
+            return self.gpus
+        return step.protocol.gpus if step.kind == 'finetune' else 1
+
+    def command(self, step: Step, launcher: Optional[str] = None) -> List[str]:
+        """The shell command of a pretraining or fine-tuning step.
+
+        Args:
+            step: A ``pretrain`` or ``finetune`` step.
+            launcher: None: this machine (``tools/dist_train.sh`` for more than 1 process);
+                ``'slurm'``: one process of a Slurm job's tasks (``tools/train.py --launcher
+                slurm``, mmengine reads Slurm's variables); ``'none'``: one plain process.
+        """
+        gpus = self.gpus_of(step)
         if step.kind == 'pretrain':
             config, work_dir = step.method.config, self.pretrain_dir(step.method)
-            options = list(self.suite.pretrain_options)
-            extra, gpus = [], self.gpus
+            options = list(self.pretrain_options)
+            extra = []
         else:
             config = step.protocol.config
             work_dir = self.finetune_dir(step.method, step.protocol, step.seed)
             options = [*self.suite.finetune_options, *step.protocol.options,
-                       f'randomness.seed={step.seed}']
+                       *self.finetune_options, f'randomness.seed={step.seed}']
             extra = [] if step.method.is_random else ['--pretrained', self.backbone_path(step.method)]
-            gpus = step.protocol.gpus
-        if gpus > 1:
+        if launcher is None and gpus > 1:
             cmd = ['bash', 'tools/dist_train.sh', config, str(gpus)]
         else:
             cmd = [sys.executable, 'tools/train.py', config]
+            if launcher == 'slurm':
+                cmd += ['--launcher', 'slurm']
         cmd += ['--work-dir', work_dir, *extra]
         # Continue an interrupted run from its latest checkpoint instead of starting over.
         if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
@@ -216,7 +237,7 @@ class BenchmarkRunner:
                 self._record_failure(step, 'its pretraining or conversion failed')
                 continue
             t0 = time.time()
-            ok = self._run_step(step)
+            ok = self.run_step(step)
             self.durations[step.kind].append(time.time() - t0)
             if not ok and step.kind in ('pretrain', 'convert'):
                 failed_methods.add(step.method.key)
@@ -251,13 +272,32 @@ class BenchmarkRunner:
         done = self.durations[kind]
         return sum(done) / len(done) if done else GUESS_SECONDS[kind]
 
-    def _run_step(self, step: Step) -> bool:
+    def log_path(self, step: Step, rank: int = 0) -> str:
+        """Where a step's command output goes (process ``rank`` > 0 of a Slurm job: its own)."""
+        suffix = f'.rank{rank}' if rank else ''
+        return osp.join(self.work_dir, 'logs', _slug(step.name) + suffix + '.log')
+
+    def run_step(self, step: Step, launcher: Optional[str] = None, rank: int = 0) -> bool:
+        """Run one step; process ``rank`` 0 converts and records the cell, the others only train.
+
+        A command killed by a signal (a preempted or requeued Slurm job, Ctrl-C) records no
+        failed cell: the run is resumed from its latest checkpoint when started again.
+
+        Returns:
+            bool: Whether the step succeeded.
+        """
         if step.kind == 'convert':
-            return self._convert(step)
-        log_path = osp.join(self.work_dir, 'logs', _slug(step.name) + '.log')
+            return self._convert(step) if rank == 0 else True
+        log_path = self.log_path(step, rank)
         t0 = time.time()
-        ok = self._execute(self.command(step), log_path)
-        if step.kind == 'pretrain':
+        cmd = self.command(step) if launcher is None else self.command(step, launcher)
+        rc = self._execute(cmd, log_path)
+        ok = rc == 0
+        if rc < 0:
+            self.log(f'[benchmark] {step.name} was stopped by signal {-rc}; started again, it '
+                     f'resumes from its latest checkpoint.')
+            return False
+        if step.kind == 'pretrain' or rank > 0:
             if not ok:
                 self.log(f'[benchmark] {step.name} failed; see {log_path}')
             return ok
@@ -284,8 +324,12 @@ class BenchmarkRunner:
             self.log(f'[benchmark] conversion of {method.title} failed: {exc}')
             return False
 
-    def _execute(self, cmd: List[str], log_path: str) -> bool:
-        """Run ``cmd`` from the repository root, output to ``log_path``, iterations echoed."""
+    def _execute(self, cmd: List[str], log_path: str) -> int:
+        """Run ``cmd`` from the repository root, output to ``log_path``, iterations echoed.
+
+        Returns:
+            int: The exit status (negative: killed by that signal).
+        """
         os.makedirs(osp.dirname(log_path), exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         if self.data:
@@ -305,7 +349,7 @@ class BenchmarkRunner:
                 tail = f.readlines()[-15:]
             self.log(f'[benchmark]     exit status {rc}; last lines of {log_path}:\n'
                      + ''.join('        ' + t for t in tail))
-        return rc == 0
+        return rc
 
     def _record_done(self, step: Step, metrics: dict, seconds: Optional[float]) -> None:
         write_json_atomic(self.cell_path(step.method, step.protocol, step.seed), dict(
