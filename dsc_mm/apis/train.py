@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 from ..compat import cpu_ddp_cfg, drop_collate_scope, init_cpu_distributed
 from .checks import add_reliability_hooks
+from .determinism import pin_cpu_numerics
 
 # default_scope -> the package whose registries the Runner must use.
 SCOPES = {'mmpretrain': 'mmpretrain', 'mmdet': 'mmdet', 'mmseg': 'mmseg'}
@@ -72,7 +73,12 @@ def merge_args(cfg: Config, args) -> Config:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the Runner of the config's scope (``runner_type`` if the config names one)."""
+    """Build the Runner of the config's scope (``runner_type`` if the config names one).
+
+    The config's CPU thread count and instruction set (``cpu_numerics``,
+    :mod:`dsc_mm.apis.determinism`) are applied first, before any kernel runs.
+    """
+    pin_cpu_numerics(cfg)
     cfg = deepcopy(cfg)
     drop_collate_scope(cfg)
     if 'runner_type' in cfg:
