@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 from ..compat import cpu_ddp_cfg, drop_collate_scope, init_cpu_distributed
 from ..engine.hooks.dsc_schedule import ensure_schedule_hook
 from .checks import add_reliability_hooks
+from .determinism import pin_cpu_numerics
 
 # default_scope -> the package whose registries the Runner must use.
 SCOPES = {'mmpretrain': 'mmpretrain', 'mmdet': 'mmdet', 'mmseg': 'mmseg'}
@@ -76,8 +77,10 @@ def build_runner(cfg: Config) -> Runner:
     """Build the Runner of the config's scope (``runner_type`` if the config names one).
 
     A DSC config always gets its ``DSCScheduleHook``, even when a derived config replaced
-    ``custom_hooks``.
+    ``custom_hooks``. The config's CPU thread count and instruction set (``cpu_numerics``,
+    :mod:`dsc_mm.apis.determinism`) are applied first, before any kernel runs.
     """
+    pin_cpu_numerics(cfg)
     cfg = deepcopy(cfg)
     drop_collate_scope(cfg)
     ensure_schedule_hook(cfg)

@@ -4,7 +4,7 @@ A suite names configs only; :mod:`dsc_mm.benchmark.runner` turns it into command
 follow the paper tables (method.md): VOC det AP/AP50/AP75, COCO APbb/APmk, VOC and Cityscapes
 mIoU. The tiny suite uses the same columns on its small stand-in data, each protocol on one
 process at batch 2 with one seed (CPU minutes; ``--seeds`` adds more), plus a dense linear probe
-on frozen features (docs/probes.md, batch 1); by default it runs COCO detection and the probe.
+on frozen features (docs/probes.md, batch 1, three seeds); by default it runs COCO detection and the probe.
 The mini-real suite is made of such probes (its fine-tuning columns are in mini-real-finetune);
 the paper suite adds ImageNet linear evaluation. A suite's ``default_protocols`` are the
 columns run without ``--protocols``.
@@ -135,7 +135,8 @@ TINY = Suite(
                                                  'val_dataloader.dataset.indices=16')),
         # Frozen backbone, linear classifier on C5: ranks the representations themselves.
         Protocol('voc-probe', 'Scenes VOC linear probe (frozen R18-D8)',
-                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_scenes-voc.py', SEG, total_batch=1),
+                 f'{PROBE_DIR}linear-probe_r18-d8-frozen_tiny_scenes-voc.py', SEG, total_batch=1,
+                 seeds=3),  # the table shows mean ± std over 3 probe seeds (n=3)
     ),
     data_env='DSC_MM_SCENES',
     default_data='data/scenes',

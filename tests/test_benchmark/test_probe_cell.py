@@ -50,7 +50,7 @@ def test_tiny_probe_cell_runs_and_keeps_the_backbone_frozen(tiny_scenes, tmp_pat
     torch.save(state, ckpt)
 
     tiny_probe = _probe('tiny', 'voc-probe')
-    protocol = dataclasses.replace(tiny_probe, options=(
+    protocol = dataclasses.replace(tiny_probe, seeds=1, options=(
         f'train_cfg.max_iters={PROBE_ITERS}', f'train_cfg.val_interval={PROBE_ITERS}',
         f'default_hooks.checkpoint.interval={PROBE_ITERS}'))
     suite = Suite('probe-test', methods=(), protocols=(protocol, ), data_env='DSC_MM_SCENES')

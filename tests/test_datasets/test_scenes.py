@@ -320,3 +320,25 @@ def test_cli_writes_the_dataset_and_reports_progress(tmp_path, load_script, caps
     assert (tmp_path / 'scenes' / 'meta.json').is_file()
     cli.main(args)
     assert 'up to date' in capsys.readouterr().out
+
+
+def test_texture_is_drawn_independently_of_the_class():
+    """A class is its silhouette: every class wears every texture family, none mostly one."""
+    counts = np.zeros((len(SCENE_CLASSES), len(scenes.TEXTURES)), int)
+    for index in range(60):
+        _, objects = scenes.render_scene(scenes.scene_rng(0, 'train', index), 96)
+        for obj in objects:
+            counts[obj.label, scenes.TEXTURES.index(obj.texture)] += 1
+    assert (counts > 0).all(), f'a class never wears some texture family:\n{counts}'
+    share = counts / counts.sum(1, keepdims=True)
+    assert share.max() < 0.4, f'a texture family nearly gives its class away:\n{counts}'
+
+
+def test_meta_counts_textures_per_class(dataset):
+    meta = json.loads((dataset / 'meta.json').read_text())
+    assert meta['textures'] == list(scenes.TEXTURES)
+    for split in ('train', 'val'):
+        table = np.array(meta['stats'][split]['textures'])
+        assert table.shape == (len(SCENE_CLASSES), len(scenes.TEXTURES))
+        # every instance is counted once, under its own class
+        np.testing.assert_array_equal(table.sum(1), meta['stats'][split]['instances'])

@@ -59,7 +59,11 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=3))
 log_processor = dict(by_epoch=False, window_size=10)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))  # CPU processes (tools/dist_train.sh)
-randomness = dict(seed=0)
+# Bit-identical runs for a given seed (dsc_mm/apis/determinism.py, docs/demo.md): seeded
+# workers and augmentations, deterministic kernels, one thread count and one instruction set
+# (both change float summation order), whatever the machine.
+randomness = dict(seed=0, deterministic=True)
+cpu_numerics = dict(threads=2, isa='avx2')
 
 # The `*_tiny_real.py` variants train on the real mini datasets as one unlabeled set of 269
 # images (100 COCO + 128 VOC-layout + 41 CamVid), never their label folders.

@@ -1,4 +1,9 @@
-"""Rendering: textured objects of six shape classes on textured backgrounds, with occlusion."""
+"""Rendering: objects of six shape classes on cloudy backgrounds, with occlusion.
+
+A class is a silhouette only: every instance draws its texture family, texture scale and
+orientation, colours, size, aspect and rotation from pools that all classes share, so no local
+appearance gives the class away and a representation must see the outline to name it.
+"""
 import colorsys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -7,8 +12,11 @@ import cv2
 import numpy as np
 
 SCENE_CLASSES = ('disk', 'square', 'triangle', 'star', 'ring', 'cross')
-# The texture family of each class, same order as SCENE_CLASSES.
-CLASS_TEXTURES = ('dots', 'checker', 'stripes', 'blotches', 'bullseye', 'grid')
+# The texture families every instance draws from, whatever its class.
+TEXTURES = ('dots', 'checker', 'stripes', 'blotches', 'bullseye', 'grid')
+# Texture periods (pixels at 256 px): coarse enough that a pattern survives the pretraining
+# views (crops of 20-100 % of the image resized to 96 px shrink it up to 2.7x).
+TEXTURE_PERIOD = (12.0, 24.0)
 # Segmentation label maps: 0 = background, i = SCENE_CLASSES[i - 1], 255 = ignore.
 SCENE_SEG_CLASSES = ('background', ) + SCENE_CLASSES
 IGNORE_INDEX = 255
@@ -27,10 +35,13 @@ class SceneObject:
         label (int): index into :data:`SCENE_CLASSES`.
         mask (np.ndarray): visible part, bool, shape (H, W).
         truncated (bool): whether the full shape extends beyond the image border.
+        texture (str): the instance's texture family (one of :data:`TEXTURES`, drawn
+            independently of the class).
     """
     label: int
     mask: np.ndarray
     truncated: bool
+    texture: str = ''
 
 
 # ----------------------------------------------------------------------------------- geometry
@@ -103,32 +114,33 @@ def _colour_pair(rng: np.random.Generator) -> np.ndarray:
 
 def _texture(kind: str, rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray,
              centre: np.ndarray, scale: float) -> np.ndarray:
-    """Binary texture of a family, evaluated at pixel coordinates ``xx``, ``yy`` (h, w)."""
+    """Binary texture of a family, evaluated at pixel coordinates ``xx``, ``yy`` (h, w).
+
+    Every family draws its period from the same range (:data:`TEXTURE_PERIOD` times ``scale``),
+    so the pattern's scale says nothing about the family or the class.
+    """
     angle = rng.uniform(0, np.pi)
+    period = np.exp(rng.uniform(*np.log(TEXTURE_PERIOD))) * scale
     dx, dy = xx - centre[0], yy - centre[1]
     u = dx * np.cos(angle) + dy * np.sin(angle)
     v = -dx * np.sin(angle) + dy * np.cos(angle)
     if kind == 'stripes':
-        period = rng.uniform(5, 9) * scale
         return np.mod(u + rng.uniform(0, period), period) < period * 0.5
     if kind == 'checker':
-        cell = rng.uniform(4, 7) * scale
+        cell = period / 2
         return (np.floor(u / cell) + np.floor(v / cell)) % 2 == 0
     if kind == 'dots':
-        step = rng.uniform(6, 9) * scale
-        du, dv = np.mod(u, step) - step / 2, np.mod(v, step) - step / 2
-        return du * du + dv * dv < (rng.uniform(0.25, 0.35) * step)**2
+        du, dv = np.mod(u, period) - period / 2, np.mod(v, period) - period / 2
+        return du * du + dv * dv < (rng.uniform(0.25, 0.35) * period)**2
     if kind == 'grid':
-        step = rng.uniform(6, 10) * scale
-        half_width = rng.uniform(0.1, 0.16) * step
-        return ((np.abs(np.mod(u, step) - step / 2) < half_width)
-                | (np.abs(np.mod(v, step) - step / 2) < half_width))
+        half_width = rng.uniform(0.1, 0.16) * period
+        return ((np.abs(np.mod(u, period) - period / 2) < half_width)
+                | (np.abs(np.mod(v, period) - period / 2) < half_width))
     if kind == 'bullseye':
-        period = rng.uniform(4, 7) * scale
         return np.mod(np.hypot(dx, dy) + rng.uniform(0, period), period) < period * 0.5
     if kind == 'blotches':
         h, w = xx.shape
-        cell = 3.0 * scale
+        cell = period / 2
         coarse = rng.random((int(h / cell) + 2, int(w / cell) + 2), dtype=np.float32)
         return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
     raise ValueError(f'unknown texture family {kind!r}.')
@@ -192,7 +204,8 @@ def render_scene(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, List[
         ys, xs = np.nonzero(mask)
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        pattern = _texture(CLASS_TEXTURES[label], rng, xx, yy, centre, scale)
+        texture = TEXTURES[int(rng.integers(len(TEXTURES)))]  # independent of the class
+        pattern = _texture(texture, rng, xx, yy, centre, scale)
         colours = _colour_pair(rng)
         patch = np.where(pattern[..., None], colours[0], colours[1])
         # Soft shading across the object, as under real light (flat fills look synthetic).
@@ -203,7 +216,7 @@ def render_scene(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, List[
         local = mask[y0:y1, x0:x1]
         region[local] = patch[local]
         full_areas.append(int(mask.sum()))
-        objects.append(SceneObject(int(label), mask, truncated))
+        objects.append(SceneObject(int(label), mask, truncated, texture))
     image += 3 * rng.standard_normal(image.shape, dtype=np.float32)  # sensor grain
     image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
     return image, [obj for obj in objects if obj.mask.any()]

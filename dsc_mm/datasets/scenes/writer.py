@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from .annotations import coco_annotation, voc_palette, voc_xml
-from .render import (CLASS_TEXTURES, MAX_OBJECTS, MIN_OBJECTS, RADIUS_RANGE, SCENE_CLASSES,
-                     render_scene, scene_rng, semantic_maps)
+from .render import (MAX_OBJECTS, MIN_OBJECTS, RADIUS_RANGE, SCENE_CLASSES, TEXTURE_PERIOD,
+                     TEXTURES, render_scene, scene_rng, semantic_maps)
 
 # Defaults sized for the 15-minute CPU demo: about 6 s of CPU time to generate, 41 MiB
 # (23 MiB of it the lossless Cityscapes-style PNGs).
@@ -24,7 +24,7 @@ DEFAULT_NUM_UNLABELED = 400
 DEFAULT_SIZE = 256
 
 # Bump when the rendering changes: an existing folder of another version is regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _JPEG_QUALITY = 90
 
 def _jpeg(image: np.ndarray) -> bytes:
@@ -64,6 +64,7 @@ def _encode_labelled(task: Tuple[int, str, int, int, int]) -> Dict:
         'voc_seg': _palette_png(voc),
         'xml': voc_xml(name, objects, size),
         'anns': [coco_annotation(obj, 0, image_id) for obj in objects],
+        'textures': [obj.texture for obj in objects],
         'truncated': sum(obj.truncated for obj in objects),
     }
 
@@ -95,7 +96,9 @@ def _write_labelled_split(root: Path, split: str, first_id: int, count: int, see
         path.mkdir(parents=True, exist_ok=True)
     images, annotations, names = [], [], []
     stats = {'images': count, 'instances': [0] * len(SCENE_CLASSES), 'polygon': 0, 'rle': 0,
-             'truncated': 0}
+             'truncated': 0,
+             # class x texture family counts: shows that the texture does not give the class
+             'textures': [[0] * len(TEXTURES) for _ in SCENE_CLASSES]}
     tasks = [(seed, split, i, first_id + i, size) for i in range(count)]
     for done, item in enumerate(imap(_encode_labelled, tasks), 1):
         name = item['name']
@@ -108,10 +111,11 @@ def _write_labelled_split(root: Path, split: str, first_id: int, count: int, see
         (dirs['city_seg'] / f'{name}_gtFine_labelTrainIds.png').write_bytes(item['train_ids'])
         images.append({'id': item['image_id'], 'file_name': f'{name}.jpg', 'height': size,
                        'width': size})
-        for ann in item['anns']:
+        for ann, texture in zip(item['anns'], item['textures']):
             ann['id'] = len(annotations) + 1
             annotations.append(ann)
             stats['instances'][ann['category_id'] - 1] += 1
+            stats['textures'][ann['category_id'] - 1][TEXTURES.index(texture)] += 1
             stats['rle' if isinstance(ann['segmentation'], dict) else 'polygon'] += 1
         stats['truncated'] += item['truncated']
         if progress is not None:
@@ -151,8 +155,10 @@ def _write_image_sets(root: Path, train: Sequence[str], val: Sequence[str]) -> N
 
 def _readme(params: Dict, stats: Dict[str, Dict]) -> str:
     rows = '\n'.join(
-        f'| {name} | {CLASS_TEXTURES[i]} | {stats["train"]["instances"][i]} | '
-        f'{stats["val"]["instances"][i]} |' for i, name in enumerate(SCENE_CLASSES))
+        f'| {name} | {stats["train"]["instances"][i]} | {stats["val"]["instances"][i]} | '
+        + ' | '.join(str(stats['train']['textures'][i][t] + stats['val']['textures'][i][t])
+                     for t in range(len(TEXTURES))) + ' |'
+        for i, name in enumerate(SCENE_CLASSES))
     p = params
     return f"""# Procedural scenes (dsc_mm.datasets.scenes, generator version {GENERATOR_VERSION})
 
@@ -166,10 +172,13 @@ Each scene: a cloudy background with clutter lines and {MIN_OBJECTS}-{MAX_OBJECT
 (radius {RADIUS_RANGE[0]}-{RADIUS_RANGE[1]} of the image, log-uniform), painted in order: \
 later objects occlude earlier ones (at most half of an object is hidden); masks are the visible \
 parts.
-The class is given by shape and texture together; colours are random.
+The class is the silhouette alone: every instance draws its texture family (period \
+{TEXTURE_PERIOD[0]:g}-{TEXTURE_PERIOD[1]:g} px at 256 px), colours, size and rotation from pools \
+shared by all classes; the background carries no class.
 
-| class (category id = row) | texture | train instances | val instances |
-|---|---|---|---|
+| class (category id = row) | train instances | val instances | \
+{' | '.join(TEXTURES)} (train + val) |
+|---|---|---|{'---|' * len(TEXTURES)}
 {rows}
 
 Annotations: train {stats['train']['polygon']} polygons + {stats['train']['rle']} RLE, \
@@ -275,7 +284,7 @@ def generate_scenes(out_dir,
         (tmp / 'README.md').write_text(_readme(params, stats))
         meta = {'generator': 'dsc_mm.datasets.scenes', 'version': GENERATOR_VERSION,
                 'params': params, 'classes': list(SCENE_CLASSES),
-                'textures': list(CLASS_TEXTURES), 'stats': stats}
+                'textures': list(TEXTURES), 'stats': stats}
         # meta.json last: a folder with it is complete.
         (tmp / 'meta.json').write_text(json.dumps(meta, indent=2))
     except BaseException:

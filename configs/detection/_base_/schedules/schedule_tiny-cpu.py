@@ -31,3 +31,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters))
 log_processor = dict(by_epoch=False)
+# Bit-identical runs for a given seed (dsc_mm/apis/determinism.py, docs/demo.md): seeded
+# workers and augmentations, deterministic kernels, one thread count and one instruction set
+# (both change float summation order), whatever the machine.
+randomness = dict(seed=0, deterministic=True)
+cpu_numerics = dict(threads=2, isa='avx2')

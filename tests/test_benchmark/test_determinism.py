@@ -1,0 +1,99 @@
+"""Two runs of a reduced demo give bit-identical cells and checkpoints, even when the machine's
+thread count and instruction set differ between them (the tiny configs pin both:
+``cpu_numerics``, dsc_mm/apis/determinism.py)."""
+import dataclasses
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from dsc_mm.apis.determinism import pin_cpu_numerics
+from dsc_mm.benchmark import BenchmarkRunner, Suite
+from dsc_mm.benchmark.suites import TINY
+from dsc_mm.utils import load_checkpoint_file
+
+PRETRAIN_ITERS, FINETUNE_ITERS = 3, 2
+
+
+def _short(iters):
+    return (f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'default_hooks.checkpoint.interval={iters}', 'default_hooks.logger.interval=1')
+
+
+@pytest.fixture(scope='module')
+def scenes(tmp_path_factory):
+    from dsc_mm.datasets.scenes import generate_scenes
+    return generate_scenes(tmp_path_factory.mktemp('data') / 'scenes', num_train=4, num_val=2,
+                           num_unlabeled=8, size=64, seed=0)
+
+
+def _reduced_demo():
+    """The demo's DSC-KM row on its two default columns, each a few iterations long."""
+    protocols = tuple(dataclasses.replace(p, options=_short(FINETUNE_ITERS), seeds=1)
+                      for p in TINY.protocols if p.key in TINY.default_protocols)
+    method = next(m for m in TINY.methods if m.key == 'dsc-km')
+    suite = dataclasses.replace(
+        TINY, name='tiny-reduced', protocols=protocols, default_methods=('dsc-km', ),
+        pretrain_options=(*_short(PRETRAIN_ITERS), f'param_scheduler.0.T_max={PRETRAIN_ITERS}',
+                          f'param_scheduler.0.end={PRETRAIN_ITERS}',
+                          'model.dense_start_iters=1', 'model.semantic_ramp=[1,2]'))
+    return suite, method
+
+
+def _state(path):
+    return load_checkpoint_file(str(path))['state_dict']
+
+
+def test_two_reduced_demos_are_bit_identical(scenes, tmp_path, monkeypatch):
+    suite, method = _reduced_demo()
+    runs = []
+    # The second run starts on another thread count and another torch kernel set: the
+    # configs' cpu_numerics must bring both back to the pinned values.
+    for name, env in (('a', {'OMP_NUM_THREADS': '1', 'ATEN_CPU_CAPABILITY': 'default'}),
+                      ('b', {'OMP_NUM_THREADS': '3'})):
+        monkeypatch.delenv('ATEN_CPU_CAPABILITY', raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        runner = BenchmarkRunner(suite, [method], str(tmp_path / name), data=str(scenes),
+                                 log=lambda line: None)
+        cells = runner.run()
+        assert [c['status'] for c in cells] == ['done'] * len(suite.protocols), cells
+        runs.append((runner, cells))
+    (first, cells_a), (second, cells_b) = runs
+    assert [c['metrics'] for c in cells_a] == [c['metrics'] for c in cells_b]
+    checkpoints = [(r.pretrain_dir(method), PRETRAIN_ITERS) for r in (first, second)]
+    for protocol in suite.protocols:
+        checkpoints += [(r.finetune_dir(method, protocol, 0), FINETUNE_ITERS)
+                        for r in (first, second)]
+    for (dir_a, iters), (dir_b, _) in zip(checkpoints[::2], checkpoints[1::2]):
+        state_a, state_b = _state(f'{dir_a}/iter_{iters}.pth'), _state(f'{dir_b}/iter_{iters}.pth')
+        assert state_a.keys() == state_b.keys()
+        differ = [k for k in state_a if not torch.equal(state_a[k], state_b[k])]
+        assert not differ, f'{dir_a} and {dir_b}: {len(differ)} tensors differ ({differ[:3]})'
+
+
+def test_pin_cpu_numerics_sets_threads_and_refuses_bad_values():
+    before = torch.get_num_threads()
+    try:
+        pin_cpu_numerics(Config(dict(cpu_numerics=dict(threads=1))))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match=r"cpu_numerics.isa must be one of \('avx2', 'avx512'\)"):
+        pin_cpu_numerics(Config(dict(cpu_numerics=dict(isa='sse'))))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['thread'\]"):
+        pin_cpu_numerics(Config(dict(cpu_numerics=dict(thread=2))))
+    with pytest.raises(ValueError, match='at least 1'):
+        pin_cpu_numerics(Config(dict(cpu_numerics=dict(threads=0))))
+
+
+def test_demo_probe_column_has_three_seeds():
+    probe = next(p for p in TINY.protocols if p.key == 'voc-probe')
+    assert probe.key in TINY.default_protocols and probe.seeds == 3
+
+
+def test_demo_configs_pin_the_numerics(repo_root):
+    for config in [m.config for m in TINY.methods if m.config] + [p.config for p in TINY.protocols]:
+        cfg = Config.fromfile(str(repo_root / config))
+        assert cfg.cpu_numerics == dict(threads=2, isa='avx2'), config
+        assert cfg.randomness.deterministic is True, config
