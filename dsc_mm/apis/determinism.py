@@ -14,9 +14,11 @@ MKL read when they first run, which is after the config is read: no convolution 
 product has run by then (the check below catches the case where ATen already chose).
 """
 import os
+import platform
 
 import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 # torch's ATen kernels, oneDNN (convolutions) and MKL (matrix products) each name the ISA.
 _ISA_VARIABLES = {'ATEN_CPU_CAPABILITY': str.lower, 'ONEDNN_MAX_CPU_ISA': str.upper,
@@ -48,6 +50,14 @@ def pin_cpu_numerics(cfg: Config) -> None:
     if isa is not None:
         if str(isa).lower() not in CPU_ISAS:
             raise ValueError(f'cpu_numerics.isa must be one of {CPU_ISAS}, got {isa!r}.')
+        if platform.machine().lower() not in ('x86_64', 'amd64'):
+            # AVX2/AVX-512 are x86 instruction sets: elsewhere (an Arm laptop) the run is
+            # repeatable on that machine only, which is worth a warning, not a refusal.
+            print_log(f'cpu_numerics.isa={isa!r} is an x86 instruction set; this '
+                      f'{platform.machine()} machine keeps its own kernels, so results repeat '
+                      f'on this machine only.', logger='current', level=30)
+            isa = None
+    if isa is not None:
         for name, case in _ISA_VARIABLES.items():
             os.environ[name] = case(str(isa))
         chosen = torch.backends.cpu.get_cpu_capability()  # computed once, on first query
