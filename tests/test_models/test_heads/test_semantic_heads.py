@@ -17,6 +17,26 @@ def _pool_and_queries(num_pool=64, num_query=16, channels=8, seed=0):
     return query, pool, match
 
 
+def _sinkhorn_reference(scores, eps, num_iters):
+    """SwAV's Sinkhorn-Knopp as written in its paper's pseudo-code (exp domain, float64)."""
+    q = torch.exp(scores.double() / eps).t()  # (K, N)
+    q /= q.sum()
+    num_protos, num_points = q.shape
+    for _ in range(num_iters):
+        q /= q.sum(dim=1, keepdim=True)
+        q /= num_protos
+        q /= q.sum(dim=0, keepdim=True)
+        q /= num_points
+    return (q * num_points).t()  # (N, K), rows sum to 1
+
+
+def _usage(labels, num_classes):
+    """(number of used classes, entropy of the class sizes in nats), counted by hand."""
+    sizes = [int((labels == k).sum()) for k in range(num_classes)]
+    used = [s / len(labels) for s in sizes if s]
+    return len(used), -sum(p * math.log(p) for p in used)
+
+
 @pytest.mark.parametrize('cfg', [
     dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8),
     dict(type='PrototypeSemanticHead', num_classes=4, feat_dim=8),
@@ -28,10 +48,71 @@ def test_contract_shapes_finite_and_query_gradient(cfg):
     out = head.loss(query, pool, match, torch.tensor(0))
     assert set(out) == {'loss', 'cluster_nonempty', 'cluster_entropy'}
     assert out['loss'].dim() == 0 and torch.isfinite(out['loss'])
-    assert 1 <= out['cluster_nonempty'].item() <= 4
-    assert 0 <= out['cluster_entropy'].item() <= math.log(4) + 1e-6
+    # The statistics are those of the pool's classes after the step: nearest centroid for
+    # DSC-KM, argmax of the Sinkhorn codes for DSC-PM.
+    if cfg['type'] == 'KMeansSemanticHead':
+        labels = (pool @ head.centroids.t()).argmax(dim=1)
+    else:
+        labels = _sinkhorn_reference(pool @ head.prototypes.detach().t(), 0.05, 3).argmax(dim=1)
+    nonempty, entropy = _usage(labels, 4)
+    assert out['cluster_nonempty'].item() == nonempty
+    assert out['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
     out['loss'].backward()
     assert torch.isfinite(query.grad).all() and query.grad.abs().sum() > 0
+
+
+def _three_clusters(sizes=(5, 3, 2), channels=8, seed=0):
+    """A pool of three tight clusters of the given sizes, its true labels and 4 queries."""
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.eye(channels)[:3]
+    truth = torch.cat([torch.full((n, ), k) for k, n in enumerate(sizes)])
+    pool = F.normalize(centres[truth] + 0.05 * torch.randn(len(truth), channels, generator=gen),
+                       dim=1)
+    query = F.normalize(torch.randn(4, channels, generator=gen), dim=1)
+    match = torch.tensor([0, 6, 9, 2])  # matched key pixels in clusters 0, 1, 2, 0
+    return query, pool, match, truth
+
+
+def test_kmeans_loss_value_against_a_by_hand_supervised_contrast():
+    query, pool, match, truth = _three_clusters()
+    head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=3, feat_dim=8, num_iters=5,
+                             temperature=0.2))
+    out = head.loss(query, pool, match, torch.tensor(0))
+    # L_i = -1/|P(i)| sum_{p in P(i)} log exp(r_i.t_p/T) / sum_a exp(r_i.t_a/T), one pixel at a
+    # time in float64, with P(i) the pixels of the true cluster of i's matched key pixel.
+    expected = []
+    for i in range(len(query)):
+        logits = [float(query[i].double() @ pool[a].double()) / 0.2 for a in range(len(pool))]
+        log_denominator = math.log(sum(math.exp(v) for v in logits))
+        positives = [a for a in range(len(pool)) if truth[a] == truth[match[i]]]
+        expected.append(-sum(logits[p] - log_denominator for p in positives) / len(positives))
+    assert out['loss'].item() == pytest.approx(sum(expected) / len(expected), abs=1e-5)
+    # Sizes 5, 3, 2 of 10: all three classes used, entropy of (0.5, 0.3, 0.2).
+    assert out['cluster_nonempty'].item() == 3
+    entropy = -(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2))
+    assert out['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
+
+
+def test_prototype_loss_value_against_swav_sinkhorn_and_swapped_prediction():
+    query, pool, match, _ = _three_clusters()
+    head = MODELS.build(dict(type='PrototypeSemanticHead', num_classes=3, feat_dim=8,
+                             temperature=0.1, sinkhorn_eps=0.05, sinkhorn_iters=3))
+    gen = torch.Generator().manual_seed(1)
+    prototypes = torch.randn(3, 8, generator=gen) * 2  # not unit: the head renormalises them
+    with torch.no_grad():
+        head.prototypes.copy_(prototypes)
+    out = head.loss(query, pool, match, torch.tensor(0))
+    unit = (prototypes / prototypes.norm(dim=1, keepdim=True)).double()
+    codes = _sinkhorn_reference(pool.double() @ unit.t(), 0.05, 3)  # (N, K)
+    expected = []
+    for i in range(len(query)):
+        logits = [float(query[i].double() @ unit[k]) / 0.1 for k in range(3)]
+        log_z = math.log(sum(math.exp(v) for v in logits))
+        expected.append(-sum(float(codes[match[i], k]) * (logits[k] - log_z) for k in range(3)))
+    assert out['loss'].item() == pytest.approx(sum(expected) / len(expected), abs=1e-5)
+    nonempty, entropy = _usage(codes.argmax(dim=1), 3)
+    assert out['cluster_nonempty'].item() == nonempty
+    assert out['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
 
 
 def test_kmeans_query_pixels_take_the_label_of_their_matched_key_pixel():
