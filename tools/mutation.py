@@ -17,6 +17,7 @@ Usage::
     python tools/mutation.py --list         # the areas, their sources and tests
 """
 import argparse
+import glob
 import os
 import os.path as osp
 import re
@@ -51,7 +52,8 @@ AREAS = {
     'models_dsc': (['dsc_mm/models/selfsup/dsc.py'],
                    ['tests/test_models/test_selfsup/test_dsc_reduction.py',
                     'tests/test_models/test_selfsup/test_dsc_wiring.py',
-                    'tests/test_models/test_selfsup/test_dsc_schedules.py']),
+                    'tests/test_models/test_selfsup/test_dsc_schedules.py',
+                    'tests/test_models/test_selfsup/test_dsc_state.py']),
 }
 
 #: Copied next to the mutated package: what the selected tests read (conftest, configs, data).
@@ -90,6 +92,36 @@ def mutmut_config(sources, tests) -> str:
             'pytest_add_cli_args = ["-x", "-q", "-p", "no:cacheprovider"]\n')
 
 
+def unwrap_no_grad(source: str) -> str:
+    """Turn ``@torch.no_grad()`` on a function into a ``with torch.no_grad():`` body.
+
+    mutmut 3 leaves decorated functions alone (its trampoline replaces the function), which
+    would keep e.g. ``sinkhorn_knopp`` out of reach; the rewritten scratch copy computes the
+    same thing and lets mutmut mutate it. Only the scratch copy is rewritten.
+    """
+    import libcst as cst
+
+    class Unwrap(cst.CSTTransformer):
+
+        def leave_FunctionDef(self, original, updated):
+            no_grad = [d for d in updated.decorators
+                       if cst.Module([]).code_for_node(d.decorator) == 'torch.no_grad()']
+            if not no_grad or not isinstance(updated.body, cst.IndentedBlock):
+                return updated
+            body = list(updated.body.body)
+            first = body[0].body[0] if isinstance(body[0], cst.SimpleStatementLine) else None
+            # A docstring stays the function's first statement.
+            doc = body[:1] if isinstance(first, cst.Expr) and isinstance(
+                first.value, (cst.SimpleString, cst.ConcatenatedString)) else []
+            wrapped = cst.With(items=[cst.WithItem(cst.parse_expression('torch.no_grad()'))],
+                               body=cst.IndentedBlock(body=body[len(doc):]))
+            return updated.with_changes(
+                decorators=[d for d in updated.decorators if d not in no_grad],
+                body=updated.body.with_changes(body=doc + [wrapped]))
+
+    return cst.parse_module(source).visit(Unwrap()).code
+
+
 def prepare(area: str, work_dir: str) -> None:
     """A fresh scratch copy of the package, the tests and the area's mutmut config."""
     sources, tests = AREAS[area]
@@ -106,6 +138,12 @@ def prepare(area: str, work_dir: str) -> None:
             shutil.copytree(src, dst, ignore=ignore)
         else:
             shutil.copy2(src, dst)
+    for pattern in sources:
+        for path in glob.glob(osp.join(work_dir, pattern)):
+            with open(path, encoding='utf-8') as f:
+                source = f.read()
+            with open(path, 'w', encoding='utf-8') as f:
+                f.write(unwrap_no_grad(source))
     with open(osp.join(work_dir, 'pyproject.toml'), 'a', encoding='utf-8') as f:
         f.write(mutmut_config(sources, tests))
 
@@ -118,7 +156,8 @@ def mutmut(work_dir: str, *args, capture: bool = False) -> subprocess.CompletedP
     cmd = [sys.executable, '-c', 'import sys; from mutmut.__main__ import cli; sys.exit(cli())',
            *args]
     return subprocess.run(cmd, cwd=work_dir, env=env, text=True,
-                          stdout=subprocess.PIPE if capture else None)
+                          stdout=subprocess.PIPE if capture else None,
+                          stderr=subprocess.STDOUT if capture else None)
 
 
 def statuses(work_dir: str) -> dict:
@@ -132,14 +171,37 @@ def statuses(work_dir: str) -> dict:
     return found
 
 
-def run_area(area: str, root: str, equivalent: dict, max_children: int) -> tuple:
+def refresh_tests(work_dir: str) -> list:
+    """Copy the current tests into an existing scratch copy; returns the mutants to re-check.
+
+    For ``--retry``: the sources must be unchanged since the full run (mutant names number the
+    mutations of each function), only tests were added or fixed.
+    """
+    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '.pytest_cache')
+    for name in ALSO_COPY[:-1]:
+        shutil.copytree(osp.join(REPO_ROOT, name), osp.join(work_dir, name),
+                        dirs_exist_ok=True, ignore=ignore)
+    return [name for name, status in statuses(work_dir).items() if status not in KILLED]
+
+
+def run_area(area: str, root: str, equivalent: dict, max_children: int,
+             retry: bool = False) -> tuple:
     """Mutate one area; returns (rows by module, survivors not listed, seconds)."""
     work_dir = osp.join(root, area)
-    prepare(area, work_dir)
+    names = []
+    if retry and osp.isdir(osp.join(work_dir, 'mutants')):
+        names = refresh_tests(work_dir)
+        print(f'{area}: re-checking {len(names)} surviving mutants with the current tests ...',
+              flush=True)
+    else:
+        prepare(area, work_dir)
+        print(f'{area}: mutating {" ".join(AREAS[area][0])} ...', flush=True)
     start = time.monotonic()
-    proc = mutmut(work_dir, 'run', '--max-children', str(max_children))
+    # mutmut's progress is a spinner (a few MB of carriage returns in a log): kept for errors.
+    proc = mutmut(work_dir, 'run', '--max-children', str(max_children), *names, capture=True)
     seconds = time.monotonic() - start
     if proc.returncode != 0:
+        print(proc.stdout[-5000:].replace('\r', '\n'))
         sys.exit(f'mutmut failed in {work_dir} (exit {proc.returncode}); its output above says '
                  f'why (a failing clean test run means the area\'s tests fail without mutants).')
     counts = defaultdict(Counter)
@@ -165,6 +227,9 @@ def main(argv=None) -> int:
     parser.add_argument('--max-children', type=int, default=1,
                         help='parallel mutant workers (default 1: the machine is shared)')
     parser.add_argument('--list', action='store_true', help='print the areas and exit')
+    parser.add_argument('--retry', action='store_true',
+                        help='re-check only the survivors of the last full run of each area '
+                             'with the current tests (the sources must be unchanged)')
     args = parser.parse_args(argv)
     unknown = [a for a in args.areas if a not in AREAS]
     if unknown:
@@ -181,7 +246,7 @@ def main(argv=None) -> int:
     all_survivors = []
     for area in args.areas or list(AREAS):
         counts, survivors, seconds = run_area(area, args.work_dir, equivalent,
-                                              args.max_children)
+                                              args.max_children, args.retry)
         all_survivors += survivors
         for i, (module, c) in enumerate(sorted(counts.items())):
             took = f'{seconds / 60:.1f} min' if i == 0 else ''

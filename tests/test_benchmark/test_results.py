@@ -94,12 +94,13 @@ def test_final_metrics_is_the_last_evaluation_of_the_last_run(tmp_path):
     keys = dict(AP='coco/bbox_mAP', AP50='coco/bbox_mAP_50')
     assert final_metrics(str(tmp_path), keys) is None
     # A first run evaluated once; the resumed run (later timestamp) logs training steps, a
-    # partial record, an evaluation, more steps, and a line cut by a kill.
+    # partial record, a line cut by a kill, an evaluation, more steps, and another cut line.
     _scalars(tmp_path, '20240101_000000',
              {'coco/bbox_mAP': 0.9, 'coco/bbox_mAP_50': 0.95, 'step': 10})
     _scalars(tmp_path, '20240102_000000',
              {'loss': 1.0, 'step': 11},
              {'coco/bbox_mAP': 0.1, 'step': 12},
+             '{"coco/bbox_mAP": 0.2, "coco/bbox_m',
              {'coco/bbox_mAP': 0.41234, 'coco/bbox_mAP_50': 0.6, 'step': 20},
              {'loss': 0.5, 'step': 21},
              '{"coco/bbox_mAP": 0.7, "coco/bbox_m')

@@ -83,3 +83,7 @@ def test_counts_of_a_batch_with_a_repeated_new_image():
     assert net.images == 2 and (cache.hits, cache.misses, len(cache)) == (1, 2, 2)
     torch.testing.assert_close(out[0], net(torch.cat([a, b, a]))[0], rtol=0, atol=1e-6)
     assert [o.shape[0] for o in out] == [3, 3]
+    # The counters add up over calls.
+    net.images = 0
+    cache(net, torch.cat([b, a]))
+    assert net.images == 0 and (cache.hits, cache.misses) == (3, 2)

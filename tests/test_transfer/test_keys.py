@@ -141,6 +141,8 @@ def test_check_depth():
 
 
 def test_check_against_lists_counts_first_keys_and_shapes():
+    with pytest.raises(CheckpointError, match=r'5 keys missing \(a, b, c, d, e\); pass'):
+        check_against({}, dict.fromkeys('edcba', (1, )), 'p.pth', 'T')  # 5: all listed
     expected = {f'k{i}': (2, ) for i in range(8)}
     converted = {f'k{i}': torch.zeros(2) for i in range(8)}
     check_against(converted, expected, 'p.pth', 'T')  # equal: no error
@@ -197,12 +199,26 @@ def test_detectron2_shapes_and_container():
     assert shapes['res5.1.conv2.weight'] == (512, 512, 3, 3)
     assert len(shapes) == len(reference_shapes('torchvision', 18))
     backbone = OrderedDict([('conv1.weight', torch.ones(2, dtype=torch.bfloat16)),
-                            ('bn1.bias', torch.ones(2))])
+                            ('bn1.bias', torch.ones(2, dtype=torch.float64)),
+                            ('bn1.weight', torch.ones(2, dtype=torch.float16))])
     obj = to_detectron2(backbone)
     assert list(obj) == ['model', '__author__', 'matching_heuristics']
     assert obj['__author__'] == 'dsc_mm' and obj['matching_heuristics'] is True
-    assert list(obj['model']) == ['stem.conv1.weight', 'stem.conv1.norm.bias']
-    assert obj['model']['stem.conv1.weight'].dtype == np.float32
+    assert list(obj['model']) == ['stem.conv1.weight', 'stem.conv1.norm.bias',
+                                  'stem.conv1.norm.weight']
+    # Only bfloat16 (which numpy lacks) is widened; other dtypes are kept.
+    assert [v.dtype for v in obj['model'].values()] == [np.float32, np.float64, np.float16]
+
+
+def test_a_broken_detectron2_rename_is_caught_on_the_r50_anchors(monkeypatch):
+    import dsc_mm.transfer.detectron2 as d2
+    monkeypatch.setattr(d2, 'rename_key', lambda key: key.replace('downsample.0', 'shortcut'))
+    assert 'layer1.0.bn1.weight' in d2.detectron2_shapes(18)  # no anchors below R50
+    with pytest.raises(RuntimeError) as err:
+        d2.detectron2_shapes(50)
+    assert str(err.value).startswith("The detectron2 rename lost the canonical R50 names "
+                                     "['stem.conv1.weight', ")
+    assert str(err.value).endswith('; dsc_mm.transfer.detectron2.rename_key is broken.')
 
 
 def test_detectron2_config_settings_by_depth():

@@ -95,15 +95,16 @@ def test_kmeans_loss_value_against_a_by_hand_supervised_contrast():
 
 def test_prototype_loss_value_against_swav_sinkhorn_and_swapped_prediction():
     query, pool, match, _ = _three_clusters()
+    # Not the defaults (0.05, 3): the head must pass its own eps and rounds to Sinkhorn.
     head = MODELS.build(dict(type='PrototypeSemanticHead', num_classes=3, feat_dim=8,
-                             temperature=0.1, sinkhorn_eps=0.05, sinkhorn_iters=3))
+                             temperature=0.1, sinkhorn_eps=0.1, sinkhorn_iters=4))
     gen = torch.Generator().manual_seed(1)
     prototypes = torch.randn(3, 8, generator=gen) * 2  # not unit: the head renormalises them
     with torch.no_grad():
         head.prototypes.copy_(prototypes)
     out = head.loss(query, pool, match, torch.tensor(0))
     unit = (prototypes / prototypes.norm(dim=1, keepdim=True)).double()
-    codes = _sinkhorn_reference(pool.double() @ unit.t(), 0.05, 3)  # (N, K)
+    codes = _sinkhorn_reference(pool.double() @ unit.t(), 0.1, 4)  # (N, K)
     expected = []
     for i in range(len(query)):
         logits = [float(query[i].double() @ unit[k]) / 0.1 for k in range(3)]
@@ -171,3 +172,68 @@ def test_prototypes_are_renormalised_every_step():
     query, pool, match = _pool_and_queries()
     head.loss(query, pool, match, torch.tensor(0))
     assert torch.allclose(head.prototypes.norm(dim=1), torch.ones(4), atol=1e-6)
+
+
+def test_defaults_are_the_documented_ones():
+    km = MODELS.build(dict(type='KMeansSemanticHead'))
+    assert (km.num_classes, km.feat_dim, km.num_iters, km.temperature) == (128, 128, 10, 0.2)
+    assert km.centroids.shape == (128, 128)
+    assert km.initialized.dtype == torch.bool and not km.initialized
+    pm = MODELS.build(dict(type='PrototypeSemanticHead'))
+    assert (pm.num_classes, pm.feat_dim, pm.temperature, pm.sinkhorn_eps, pm.sinkhorn_iters,
+            pm.freeze_prototypes_iters, pm.freeze_prototypes_epochs) == \
+        (128, 128, 0.1, 0.05, 3, 0, None)
+    assert pm.prototypes.shape == (128, 128)
+    # The prototypes start as unit rows, like the renormalised ones of every step.
+    torch.testing.assert_close(pm.prototypes.detach().norm(dim=1), torch.ones(128))
+
+
+@pytest.mark.parametrize('type_', ['KMeansSemanticHead', 'PrototypeSemanticHead'])
+def test_init_cfg_and_sizes_reach_the_base_head(type_):
+    init_cfg = dict(type='Normal', std=0.01)
+    head = MODELS.build(dict(type=type_, num_classes=3, feat_dim=5, temperature=0.3,
+                             init_cfg=init_cfg))
+    assert (head.num_classes, head.feat_dim, head.temperature) == (3, 5, 0.3)
+    assert head.init_cfg == init_cfg
+
+
+def test_kmeans_head_runs_its_lloyd_steps_and_warm_starts_after_loading():
+    gen = torch.Generator().manual_seed(0)
+    pool = F.normalize(torch.randn(60, 8, generator=gen), dim=1)
+    head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8, num_iters=1))
+    from dsc_mm.models.utils import spherical_kmeans
+    torch.manual_seed(3)
+    labels = head.cluster(pool)
+    torch.manual_seed(3)  # the same k-means++ seeds, then exactly one Lloyd step
+    ref_labels, ref_centroids = spherical_kmeans(pool, 4, num_iters=1)
+    assert torch.equal(labels, ref_labels) and torch.equal(head.centroids, ref_centroids)
+    # A head loaded from this state warm-starts from its centroids (no k-means++ re-seeding).
+    loaded = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8,
+                               num_iters=1))
+    loaded.cluster(pool)  # an initialised head of its own, then overwritten by the load
+    loaded.load_state_dict(head.state_dict())
+    _, warm = spherical_kmeans(pool, 4, num_iters=1, init_centroids=ref_centroids)
+    torch.manual_seed(4)
+    loaded.cluster(pool)
+    assert torch.equal(loaded.centroids, warm)
+    fresh = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8,
+                              num_iters=1))
+    fresh.load_state_dict(head.state_dict())
+    fresh.cluster(pool)
+    assert torch.equal(fresh.centroids, warm)
+
+
+def test_prototype_freeze_in_epochs_resolves_to_iterations():
+    head = MODELS.build(dict(type='PrototypeSemanticHead', num_classes=4, feat_dim=8,
+                             freeze_prototypes_epochs=2.5))
+    assert head.freeze_prototypes_epochs == 2.5
+    head.resolve_schedules(steps_per_epoch=10)
+    assert head.freeze_prototypes_iters == 25
+    iters = MODELS.build(dict(type='PrototypeSemanticHead', num_classes=4, feat_dim=8,
+                              freeze_prototypes_iters=7))
+    iters.resolve_schedules(steps_per_epoch=10)
+    assert iters.freeze_prototypes_iters == 7
+    with pytest.raises(ValueError, match=r'both freeze_prototypes_iters=3 and '
+                                         r'freeze_prototypes_epochs=1.0; give only one'):
+        MODELS.build(dict(type='PrototypeSemanticHead', freeze_prototypes_iters=3,
+                          freeze_prototypes_epochs=1.0))
