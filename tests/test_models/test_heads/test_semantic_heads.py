@@ -237,3 +237,39 @@ def test_prototype_freeze_in_epochs_resolves_to_iterations():
                                          r'freeze_prototypes_epochs=1.0; give only one'):
         MODELS.build(dict(type='PrototypeSemanticHead', freeze_prototypes_iters=3,
                           freeze_prototypes_epochs=1.0))
+
+
+def test_cluster_stats_count_only_used_classes():
+    head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8))
+    stats = head.cluster_stats(torch.tensor([0, 0, 2]))
+    assert stats['cluster_nonempty'].item() == 2
+    entropy = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    assert stats['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
+
+
+def test_kmeans_on_a_shared_sample_labels_the_contrast_set_by_nearest_centroid():
+    # Bounded contrast set: k-means runs on cluster_pool; the contrast pixels take the label of
+    # their nearest centroid. float64 inputs stay float64.
+    from dsc_mm.models.utils import spherical_kmeans
+    query, pool, match, _ = _three_clusters()
+    query, pool = query.double(), pool.double()
+    sample = pool[[0, 1, 2, 5, 6, 8, 9]]
+    head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=3, feat_dim=8, num_iters=2,
+                             temperature=0.2))
+    torch.manual_seed(0)
+    out = head.loss(query, pool, match, torch.tensor(0), cluster_pool=sample)
+    torch.manual_seed(0)
+    _, centroids = spherical_kmeans(sample, 3, num_iters=2)
+    assert torch.equal(head.centroids, centroids)
+    labels = (pool.float() @ centroids.t()).argmax(dim=1)
+    expected = []
+    for i in range(len(query)):
+        logits = [float(query[i] @ pool[a]) / 0.2 for a in range(len(pool))]
+        log_denominator = math.log(sum(math.exp(v) for v in logits))
+        positives = [a for a in range(len(pool)) if labels[a] == labels[match[i]]]
+        expected.append(-sum(logits[p] - log_denominator for p in positives) / len(positives))
+    assert out['loss'].dtype == torch.float64
+    assert out['loss'].item() == pytest.approx(sum(expected) / len(expected), abs=1e-9)
+    nonempty, entropy = _usage(labels, 3)
+    assert out['cluster_nonempty'].item() == nonempty
+    assert out['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
