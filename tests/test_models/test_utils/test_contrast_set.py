@@ -117,3 +117,26 @@ def test_km_loss_keeps_its_scale_when_the_world_grows(monkeypatch):
     uncapped = _km_loss(monkeypatch, 28, None, query, latent)
     assert abs(bounded - at_cap) < 0.3, (at_cap, bounded, uncapped)
     assert uncapped - at_cap > 1.5, (at_cap, uncapped)
+
+
+def test_one_process_is_never_bounded():
+    # A cap below this process's own pixels still returns its whole pool: there are no other
+    # ranks to sample from.
+    block = _blocks(1)[0]
+    contrast = bounded_pixel_pool(_key_dense(block), MATCH, max_pixels=4, seed=SEED)
+    assert contrast.cluster_pixels is None and torch.equal(contrast.pixels, block)
+
+
+def test_the_cap_counts_pixels_not_channels(monkeypatch):
+    # 2 ranks of 18 pixels with 8 channels and a cap of 20: 36 pixels exceed it (16 channel
+    # "rows" would not), so the set is bounded: own 18 pixels + (20 - 18) // 1 = 2 others.
+    blocks = _blocks(2)
+    _simulate(monkeypatch, blocks, rank=0)
+    contrast = bounded_pixel_pool(_key_dense(blocks[0]), MATCH, 20, seed=SEED)
+    assert contrast.pixels.shape == (LOCAL + 2, CHANNELS)
+    assert contrast.cluster_pixels.shape == (4, CHANNELS)
+
+
+def test_rows_per_rank():
+    assert pixel_pool.rows_per_rank(3, 10, 30) == 10
+    assert pixel_pool.rows_per_rank(4, 100, 50) == 1  # own pixels alone reach the cap
