@@ -146,3 +146,30 @@ def test_errors_name_the_problem():
         spherical_kmeans(x, 4, init_centroids=torch.randn(3, 4))
     with pytest.raises(ValueError, match=r'shape \(N, C\)'):
         kmeans_plus_plus(x[None], 4)
+
+
+def test_one_cluster_and_the_default_number_of_lloyd_steps(monkeypatch):
+    from dsc_mm.models.utils import kmeans
+    x = F.normalize(torch.randn(30, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    labels, centroids = spherical_kmeans(x, 1)
+    assert labels.tolist() == [0] * 30
+    torch.testing.assert_close(centroids[0], F.normalize(x.mean(dim=0), dim=0))
+    with pytest.raises(ValueError, match='num_clusters=0 non-empty'):
+        spherical_kmeans(x, 0)
+    with pytest.raises(ValueError, match='^spherical k-means needs num_iters >= 1 Lloyd steps '
+                                         'to produce labels, got 0.$'):
+        spherical_kmeans(x, 2, num_iters=0)
+    calls = []
+    assign = kmeans._assign
+    monkeypatch.setattr(kmeans, '_assign', lambda *a: calls.append(1) or assign(*a))
+    spherical_kmeans(x, 3)
+    assert len(calls) == 10  # one assignment per Lloyd step, 10 by default
+
+
+def test_singleton_centroids_are_their_point_and_a_float64_warm_start_is_accepted():
+    gen = torch.Generator().manual_seed(1)
+    x = F.normalize(torch.randn(6, 8, generator=gen), dim=1)
+    labels, centroids = spherical_kmeans(x, 6, num_iters=2, init_centroids=x.double())
+    assert labels.tolist() == list(range(6))
+    # A one-point cluster's centroid is the point itself (its norm is 1, nothing to clamp).
+    torch.testing.assert_close(centroids, x, rtol=0, atol=2e-7)
