@@ -210,7 +210,7 @@ def test_detectron2_shapes_and_container():
     assert [v.dtype for v in obj['model'].values()] == [np.float32, np.float64, np.float16]
 
 
-def test_a_broken_detectron2_rename_is_caught_on_the_r50_anchors(monkeypatch):
+def test_a_broken_detectron2_rename_is_caught_on_the_anchor_names(monkeypatch):
     import dsc_mm.transfer.detectron2 as d2
     monkeypatch.setattr(d2, 'rename_key', lambda key: key.replace('downsample.0', 'shortcut'))
     assert 'layer1.0.bn1.weight' in d2.detectron2_shapes(18)  # no anchors below R50
@@ -264,9 +264,18 @@ def test_convert_writes_the_backbone_and_says_what_it_did(tmp_path):
     summary = convert_checkpoint(str(src), str(tmp_path / 'out.pkl'), 'detectron2')
     assert summary.split('\n')[0].endswith('equal to the detectron2 R-18 backbone) into '
                                            f'{tmp_path}/out.pkl.')
+    assert summary.split('\n')[1] == ('Use these detectron2 config settings with it '
+                                      '(torchvision-style weights):')
     assert summary.split('\n', 2)[2] == config_settings(18)
     with open(tmp_path / 'out.pkl', 'rb') as f:
+        assert f.read(2) == bytes([0x80, pickle.HIGHEST_PROTOCOL])  # the newest protocol
+    with open(tmp_path / 'out.pkl', 'rb') as f:
         assert len(pickle.load(f)['model']) == 120
+    # The requested depth reaches the check: a ResNet-18 file is no ResNet-50 backbone.
+    with pytest.raises(CheckpointError, match='holds a ResNet-18 backbone but the target is '
+                                              'ResNet-50'):
+        convert_checkpoint(str(src), str(tmp_path / 'r50.pth'), 'mmdet', depth=50)
+    assert not (tmp_path / 'r50.pth').exists()
     out = torch.load(tmp_path / 'out.pth', weights_only=True)
     assert list(out) == [k for k in tv if not k.startswith('fc.')]
     assert all(torch.equal(out[k], tv[k]) for k in out)
