@@ -57,7 +57,8 @@ AREAS = {
                    ['tests/test_models/test_selfsup/test_dsc_reduction.py',
                     'tests/test_models/test_selfsup/test_dsc_wiring.py',
                     'tests/test_models/test_selfsup/test_dsc_schedules.py',
-                    'tests/test_models/test_selfsup/test_dsc_state.py']),
+                    'tests/test_models/test_selfsup/test_dsc_state.py',
+                    '-k', 'not paper_configs']),  # reads the ImageNet configs: a minute
 }
 
 #: Copied next to the mutated package: what the selected tests read (conftest, configs, data).
