@@ -279,3 +279,43 @@ def test_convert_writes_the_backbone_and_says_what_it_did(tmp_path):
     out = torch.load(tmp_path / 'out.pth', weights_only=True)
     assert list(out) == [k for k in tv if not k.startswith('fc.')]
     assert all(torch.equal(out[k], tv[k]) for k in out)
+
+
+def _saved(tmp_path, name, state):
+    path = tmp_path / name
+    torch.save(state, path)
+    return str(path)
+
+
+def test_load_and_convert_name_the_file_and_the_depth_in_their_refusals(tmp_path):
+    from dsc_mm.transfer.keys import load_backbone
+    r18 = torchvision.models.resnet18(weights=None).state_dict()
+    src = _saved(tmp_path, 'r18.pth', r18)
+    backbone, depth = load_backbone(src)  # the query encoder by default
+    assert depth == 18 and list(backbone) == [k for k in r18 if not k.startswith('fc.')]
+    assert convert_backbone(src, 'mmdet')[1] == 18
+    for call in (lambda: load_backbone(src, depth=50),
+                 lambda: convert_backbone(src, 'mmdet', depth=50)):
+        with pytest.raises(CheckpointError) as err:
+            call()
+        assert str(err.value) == (f'{src} holds a ResNet-18 backbone but the target is '
+                                  f'ResNet-50; pass a ResNet-50 checkpoint or a target of depth '
+                                  f'18 (--depth 18).')
+    with pytest.raises(CheckpointError, match=r'\(model.backbone.depth=18\)\.$'):
+        load_backbone(src, depth=50, option='model.backbone.depth=')
+    short = _saved(tmp_path, 'short.pth', {k: v for k, v in r18.items()
+                                           if not k.startswith('layer4.1.')})
+    with pytest.raises(CheckpointError) as err:
+        load_backbone(short)
+    assert str(err.value).startswith(f'{short}: the backbone has [2, 2, 2, 1] blocks')
+    neck = _saved(tmp_path, 'neck.pth', {'neck.w': torch.zeros(1)})
+    with pytest.raises(CheckpointError) as err:
+        load_backbone(neck)
+    assert str(err.value).startswith(f'{neck} contains no ResNet backbone')
+    wrong = _saved(tmp_path, 'wrong.pth', dict(r18, **{'conv1.weight': torch.zeros(64, 3, 3, 3)}))
+    for to, name in (('mmdet', "mmdet ResNet-18 (style='pytorch')"),
+                     ('detectron2', 'detectron2 R-18')):
+        with pytest.raises(CheckpointError) as err:
+            convert_backbone(wrong, to)
+        assert str(err.value).startswith(f'{wrong} does not match the {name} backbone: 1 key '
+                                         f'with the wrong shape')
