@@ -46,6 +46,11 @@ def test_get_state_dict_takes_state_dict_or_the_top_level():
     assert str(err.value).startswith("f.pth: 'state_dict' is a int, not a dict of tensors")
 
 
+def test_extract_backbone_names_the_file_of_a_non_checkpoint():
+    with pytest.raises(CheckpointError, match=r'^p\.pth holds a tuple, not a checkpoint dict'):
+        extract_backbone((1, 2), 'p.pth')
+
+
 def test_extract_backbone_strips_the_encoder_prefix_in_checkpoint_order():
     t = [torch.full((1, ), float(i)) for i in range(5)]
     state = OrderedDict([('neck.w', t[0]), ('backbone.layer1.0.conv1.weight', t[1]),
@@ -241,6 +246,9 @@ def test_check_paths(tmp_path):
         check_paths(str(tmp_path), str(other))
     assert str(err.value) == (f'{tmp_path} is a directory; pass the checkpoint file inside it '
                               f'(e.g. {tmp_path}/iter_N.pth) as SRC.')
+    missing = str(tmp_path / 'missing.pth')  # refused by name even before it exists
+    with pytest.raises(CheckpointError, match='is the input checkpoint'):
+        check_paths(missing, missing)
     os.link(src, tmp_path / 'hard.pth')
     for dst in (src, tmp_path / '.' / 'in.pth', tmp_path / 'hard.pth'):
         with pytest.raises(CheckpointError) as err:
