@@ -26,3 +26,12 @@ env: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Mutation testing of the method's core with mutmut (docs/mutation.md): every area by default,
+# MUTATION_AREAS="transfer results" for some (`python tools/mutation.py --list` names them).
+# One worker at low priority; the tool is installed into the venv if it is missing.
+MUTATION_AREAS ?=
+.PHONY: mutation
+mutation: install
+	@$(PY) -c 'import mutmut' 2>/dev/null || $(PY) -m pip install -q "$$(grep -E '^mutmut==' requirements.txt)"
+	nice -n 10 $(PY) tools/mutation.py $(MUTATION_AREAS)

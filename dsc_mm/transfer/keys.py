@@ -81,7 +81,9 @@ def extract_backbone(checkpoint, path: str,
     if encoder not in ENCODER_PREFIXES:
         raise CheckpointError(f"--encoder must be 'query' or 'key', got '{encoder}'.")
     state_dict = get_state_dict(checkpoint, path)
-    downstream = sorted({p for p in DOWNSTREAM_PREFIXES for k in state_dict if k.startswith(p)})
+    # A non-string key (a pickle may hold any) belongs to no prefix.
+    names = [k for k in state_dict if isinstance(k, str)]
+    downstream = sorted({p for p in DOWNSTREAM_PREFIXES for k in names if k.startswith(p)})
     if downstream:
         raise CheckpointError(
             f'{path} is a detector/segmentor checkpoint (it has {", ".join(downstream)} keys), '
@@ -89,8 +91,8 @@ def extract_backbone(checkpoint, path: str,
             f'(with backbone.* and encoder_k.* keys) or a converted backbone instead.')
 
     prefix = ENCODER_PREFIXES[encoder]
-    if any(k.startswith(prefix) for k in state_dict):
-        backbone = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
+    if any(k.startswith(prefix) for k in names):
+        backbone = OrderedDict((k[len(prefix):], state_dict[k]) for k in names
                                if k.startswith(prefix))
     elif encoder == 'key':
         raise CheckpointError(
@@ -99,8 +101,7 @@ def extract_backbone(checkpoint, path: str,
             f'--encoder query.')
     else:
         # Already extracted: torchvision names at the top level (``fc.*`` dropped).
-        backbone = OrderedDict((k, v) for k, v in state_dict.items()
-                               if isinstance(k, str) and _BACKBONE_KEY.match(k))
+        backbone = OrderedDict((k, state_dict[k]) for k in names if _BACKBONE_KEY.match(k))
     if not backbone:
         raise CheckpointError(
             f'{path} contains no ResNet backbone (found {_top_prefixes(state_dict)}); '

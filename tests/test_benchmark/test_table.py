@@ -5,6 +5,7 @@ import math
 import pytest
 
 from dsc_mm.benchmark import Method, Protocol, aggregate, summarize, to_markdown
+from dsc_mm.benchmark.table import format_cell
 from dsc_mm.benchmark.charts import transfer_figure
 
 METHODS = (Method('random', 'Random init'), Method('dsc-km', 'DSC-KM', 'cfg.py'))
@@ -44,6 +45,38 @@ def test_table_rows_columns_and_missing_cells():
     assert rows['DSC-KM'] == ['51.0 ± 1.4 (n=2)', '81.0 ± 1.4 (n=2)', '–']
     # A failed cell says so; a cell never run stays empty: nothing is invented.
     assert rows['Random init'] == ['failed (n=0)', 'failed (n=0)', '40.0 (n=1)']
+
+
+def test_markdown_is_the_papers_layout_line_by_line():
+    cells = [_cell('dsc-km', 'voc-det', 0, AP=50.0, AP50=80.0),
+             _cell('dsc-km', 'voc-det', 1, AP=52.0, AP50=82.0),
+             _cell('random', 'voc-seg', 0, mIoU=40.0)]
+    markdown = to_markdown(aggregate(cells, METHODS, PROTOCOLS), METHODS, PROTOCOLS)
+    # A one-metric protocol titles its column; a several-metric one is named in the group line.
+    assert markdown == (
+        'Columns: VOC det: AP / AP50.\n'
+        '\n'
+        '| pre-train | AP | AP50 | VOC seg mIoU |\n'
+        '|---|---|---|---|\n'
+        '| Random init | – | – | 40.0 (n=1) |\n'
+        '| DSC-KM | 51.0 ± 1.4 (n=2) | 81.0 ± 1.4 (n=2) | – |\n'
+        '\n'
+        'Mean ± sample std over the n fine-tuning seeds of each cell (std only where n > 1); '
+        '– = not run yet.\n')
+    # Two several-metric protocols: one group line naming both.
+    coco = Protocol('coco-det', 'COCO det', 'c.py', {'APbb': 'x', 'APmk': 'y'})
+    both = (PROTOCOLS[0], coco)
+    assert to_markdown(aggregate(cells, METHODS, both), METHODS, both).split('\n')[0] == \
+        'Columns: VOC det: AP / AP50; COCO det: APbb / APmk.'
+    # Only one-metric protocols: no group line.
+    assert to_markdown(aggregate(cells, METHODS, PROTOCOLS[1:]), METHODS,
+                       PROTOCOLS[1:]).startswith('| pre-train | VOC seg mIoU |\n|---|---|\n')
+
+
+def test_format_cell_counts_failures_only_when_given():
+    assert format_cell(dict(mean=None, std=None, n=0)) == '–'
+    assert format_cell(dict(mean=40.04, std=0.0, n=1)) == '40.0 (n=1)'
+    assert format_cell(dict(mean=40.06, std=0.26, n=3), 2) == '40.1 ± 0.3 (n=3, 2 failed)'
 
 
 def test_failed_cells_do_not_count_as_values():

@@ -62,3 +62,28 @@ def test_clear_forgets_everything():
     net.images = 0
     cache(net, images)
     assert net.images == 2 and len(cache) == 2
+
+
+def test_key_tells_apart_shape_and_dtype_of_the_same_bytes():
+    image = torch.arange(12, dtype=torch.float32).reshape(3, 2, 2)
+    same = FeatureCache.key(image.clone())
+    assert FeatureCache.key(image) == same and len(same) == 16
+    # The same bytes read as another shape or another dtype are another input.
+    assert FeatureCache.key(image.reshape(3, 4, 1)) != same
+    assert FeatureCache.key(image.view(torch.int32)) != same
+    # Non-contiguous and gradient-carrying tensors are keyed by their values.
+    assert FeatureCache.key(image.transpose(1, 2).contiguous().transpose(1, 2)) == same
+    assert FeatureCache.key(image.clone().requires_grad_(True)) == same
+
+
+def test_counts_of_a_batch_with_a_repeated_new_image():
+    net, cache = CountingNet(), FeatureCache()
+    a, b = torch.randn(2, 1, 3, 8, 8)
+    out = cache(net, torch.cat([a, b, a]))
+    assert net.images == 2 and (cache.hits, cache.misses, len(cache)) == (1, 2, 2)
+    torch.testing.assert_close(out[0], net(torch.cat([a, b, a]))[0], rtol=0, atol=1e-6)
+    assert [o.shape[0] for o in out] == [3, 3]
+    # The counters add up over calls.
+    net.images = 0
+    cache(net, torch.cat([b, a]))
+    assert net.images == 0 and (cache.hits, cache.misses) == (3, 2)

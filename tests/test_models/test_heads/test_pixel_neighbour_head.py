@@ -63,6 +63,49 @@ def test_same_view_off_needs_no_view1_keys():
 
 
 def test_too_many_neighbours_for_the_map_is_one_clear_error():
+    # 32 channels and 9 locations: the locations are the last dimension.
+    maps = _maps(channels=32)
     head = MODELS.build(dict(type='PixelNeighbourHead', cross_view_topk=10))
-    with pytest.raises(ValueError, match='locations'):
-        head.find_neighbours(*_maps())
+    with pytest.raises(ValueError, match=r'^The feature map has only 9 locations, fewer than '
+                                         r'cross_view_topk=10 \(or <= same_view_topk=0\)'):
+        head.find_neighbours(*maps)
+    # All 9 cross-view locations are allowed; 9 same-view ones are not (a location is not
+    # its own neighbour, so only 8 remain).
+    cross, _ = MODELS.build(dict(type='PixelNeighbourHead', cross_view_topk=9)).find_neighbours(
+        *maps)
+    assert torch.equal(cross.sort(dim=2).values, torch.arange(9).expand(2, 9, 9))
+    head = MODELS.build(dict(type='PixelNeighbourHead', same_view_topk=9))
+    with pytest.raises(ValueError, match='same_view_topk=9'):
+        head.find_neighbours(*maps, key1_feats=maps[0])
+    _, same = MODELS.build(dict(type='PixelNeighbourHead', same_view_topk=8)).find_neighbours(
+        *maps, key1_feats=maps[0])
+    assert same.shape == (2, 9, 8)
+
+
+@pytest.mark.parametrize('cross, same', [(0, 0), (1, -1), (0, 1)])
+def test_neighbour_counts_are_checked_at_construction(cross, same):
+    with pytest.raises(ValueError, match=f'^PixelNeighbourHead needs cross_view_topk >= 1 and '
+                                         f'same_view_topk >= 0, got {cross} and {same}; fix '
+                                         f'pixel_head in the model config.$'):
+        MODELS.build(dict(type='PixelNeighbourHead', cross_view_topk=cross,
+                          same_view_topk=same))
+
+
+def test_defaults_are_densecls_single_match():
+    head = MODELS.build(dict(type='PixelNeighbourHead', init_cfg=dict(type='Normal')))
+    assert (head.cross_view_topk, head.same_view_topk, head.temperature) == (1, 0, 0.2)
+    assert head.init_cfg == dict(type='Normal')
+
+
+def test_loss_without_same_view_is_densecls_dense_loss_in_float32_for_half_inputs():
+    head = MODELS.build(dict(type='PixelNeighbourHead', temperature=0.3))
+    query, key = _maps()
+    queue = F.normalize(torch.randn(8, 16), dim=0)
+    cross, _ = head.find_neighbours(*_maps(channels=32, seed=1))
+    loss = head.loss(query.half(), key.half(), cross, queue.half())
+    assert loss.dtype == torch.float32
+    q, k = query.half().float(), key.half().float()
+    pos = torch.stack([(q[b, :, i] * k[b, :, cross[b, i, 0]]).sum() for b in range(2)
+                       for i in range(9)])[:, None]
+    neg = q.permute(0, 2, 1).reshape(-1, 8) @ queue.half().float()
+    torch.testing.assert_close(loss, _contrastive_head_loss(pos, neg, 0.3), rtol=0, atol=1e-5)

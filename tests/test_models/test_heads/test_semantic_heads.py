@@ -17,6 +17,26 @@ def _pool_and_queries(num_pool=64, num_query=16, channels=8, seed=0):
     return query, pool, match
 
 
+def _sinkhorn_reference(scores, eps, num_iters):
+    """SwAV's Sinkhorn-Knopp as written in its paper's pseudo-code (exp domain, float64)."""
+    q = torch.exp(scores.double() / eps).t()  # (K, N)
+    q /= q.sum()
+    num_protos, num_points = q.shape
+    for _ in range(num_iters):
+        q /= q.sum(dim=1, keepdim=True)
+        q /= num_protos
+        q /= q.sum(dim=0, keepdim=True)
+        q /= num_points
+    return (q * num_points).t()  # (N, K), rows sum to 1
+
+
+def _usage(labels, num_classes):
+    """(number of used classes, entropy of the class sizes in nats), counted by hand."""
+    sizes = [int((labels == k).sum()) for k in range(num_classes)]
+    used = [s / len(labels) for s in sizes if s]
+    return len(used), -sum(p * math.log(p) for p in used)
+
+
 @pytest.mark.parametrize('cfg', [
     dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8),
     dict(type='PrototypeSemanticHead', num_classes=4, feat_dim=8),
@@ -28,10 +48,72 @@ def test_contract_shapes_finite_and_query_gradient(cfg):
     out = head.loss(query, pool, match, torch.tensor(0))
     assert set(out) == {'loss', 'cluster_nonempty', 'cluster_entropy'}
     assert out['loss'].dim() == 0 and torch.isfinite(out['loss'])
-    assert 1 <= out['cluster_nonempty'].item() <= 4
-    assert 0 <= out['cluster_entropy'].item() <= math.log(4) + 1e-6
+    # The statistics are those of the pool's classes after the step: nearest centroid for
+    # DSC-KM, argmax of the Sinkhorn codes for DSC-PM.
+    if cfg['type'] == 'KMeansSemanticHead':
+        labels = (pool @ head.centroids.t()).argmax(dim=1)
+    else:
+        labels = _sinkhorn_reference(pool @ head.prototypes.detach().t(), 0.05, 3).argmax(dim=1)
+    nonempty, entropy = _usage(labels, 4)
+    assert out['cluster_nonempty'].item() == nonempty
+    assert out['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
     out['loss'].backward()
     assert torch.isfinite(query.grad).all() and query.grad.abs().sum() > 0
+
+
+def _three_clusters(sizes=(5, 3, 2), channels=8, seed=0):
+    """A pool of three tight clusters of the given sizes, its true labels and 4 queries."""
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.eye(channels)[:3]
+    truth = torch.cat([torch.full((n, ), k) for k, n in enumerate(sizes)])
+    pool = F.normalize(centres[truth] + 0.05 * torch.randn(len(truth), channels, generator=gen),
+                       dim=1)
+    query = F.normalize(torch.randn(4, channels, generator=gen), dim=1)
+    match = torch.tensor([0, 6, 9, 2])  # matched key pixels in clusters 0, 1, 2, 0
+    return query, pool, match, truth
+
+
+def test_kmeans_loss_value_against_a_by_hand_supervised_contrast():
+    query, pool, match, truth = _three_clusters()
+    head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=3, feat_dim=8, num_iters=5,
+                             temperature=0.2))
+    out = head.loss(query, pool, match, torch.tensor(0))
+    # L_i = -1/|P(i)| sum_{p in P(i)} log exp(r_i.t_p/T) / sum_a exp(r_i.t_a/T), one pixel at a
+    # time in float64, with P(i) the pixels of the true cluster of i's matched key pixel.
+    expected = []
+    for i in range(len(query)):
+        logits = [float(query[i].double() @ pool[a].double()) / 0.2 for a in range(len(pool))]
+        log_denominator = math.log(sum(math.exp(v) for v in logits))
+        positives = [a for a in range(len(pool)) if truth[a] == truth[match[i]]]
+        expected.append(-sum(logits[p] - log_denominator for p in positives) / len(positives))
+    assert out['loss'].item() == pytest.approx(sum(expected) / len(expected), abs=1e-5)
+    # Sizes 5, 3, 2 of 10: all three classes used, entropy of (0.5, 0.3, 0.2).
+    assert out['cluster_nonempty'].item() == 3
+    entropy = -(0.5 * math.log(0.5) + 0.3 * math.log(0.3) + 0.2 * math.log(0.2))
+    assert out['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
+
+
+def test_prototype_loss_value_against_swav_sinkhorn_and_swapped_prediction():
+    query, pool, match, _ = _three_clusters()
+    # Not the defaults (0.05, 3): the head must pass its own eps and rounds to Sinkhorn.
+    head = MODELS.build(dict(type='PrototypeSemanticHead', num_classes=3, feat_dim=8,
+                             temperature=0.1, sinkhorn_eps=0.1, sinkhorn_iters=4))
+    gen = torch.Generator().manual_seed(1)
+    prototypes = torch.randn(3, 8, generator=gen) * 2  # not unit: the head renormalises them
+    with torch.no_grad():
+        head.prototypes.copy_(prototypes)
+    out = head.loss(query, pool, match, torch.tensor(0))
+    unit = (prototypes / prototypes.norm(dim=1, keepdim=True)).double()
+    codes = _sinkhorn_reference(pool.double() @ unit.t(), 0.1, 4)  # (N, K)
+    expected = []
+    for i in range(len(query)):
+        logits = [float(query[i].double() @ unit[k]) / 0.1 for k in range(3)]
+        log_z = math.log(sum(math.exp(v) for v in logits))
+        expected.append(-sum(float(codes[match[i], k]) * (logits[k] - log_z) for k in range(3)))
+    assert out['loss'].item() == pytest.approx(sum(expected) / len(expected), abs=1e-5)
+    nonempty, entropy = _usage(codes.argmax(dim=1), 3)
+    assert out['cluster_nonempty'].item() == nonempty
+    assert out['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
 
 
 def test_kmeans_query_pixels_take_the_label_of_their_matched_key_pixel():
@@ -90,3 +172,104 @@ def test_prototypes_are_renormalised_every_step():
     query, pool, match = _pool_and_queries()
     head.loss(query, pool, match, torch.tensor(0))
     assert torch.allclose(head.prototypes.norm(dim=1), torch.ones(4), atol=1e-6)
+
+
+def test_defaults_are_the_documented_ones():
+    km = MODELS.build(dict(type='KMeansSemanticHead'))
+    assert (km.num_classes, km.feat_dim, km.num_iters, km.temperature) == (128, 128, 10, 0.2)
+    assert km.centroids.shape == (128, 128)
+    assert km.initialized.dtype == torch.bool and not km.initialized
+    pm = MODELS.build(dict(type='PrototypeSemanticHead'))
+    assert (pm.num_classes, pm.feat_dim, pm.temperature, pm.sinkhorn_eps, pm.sinkhorn_iters,
+            pm.freeze_prototypes_iters, pm.freeze_prototypes_epochs) == \
+        (128, 128, 0.1, 0.05, 3, 0, None)
+    assert pm.prototypes.shape == (128, 128)
+    # The prototypes start as unit rows, like the renormalised ones of every step.
+    torch.testing.assert_close(pm.prototypes.detach().norm(dim=1), torch.ones(128))
+
+
+@pytest.mark.parametrize('type_', ['KMeansSemanticHead', 'PrototypeSemanticHead'])
+def test_init_cfg_and_sizes_reach_the_base_head(type_):
+    init_cfg = dict(type='Normal', std=0.01)
+    head = MODELS.build(dict(type=type_, num_classes=3, feat_dim=5, temperature=0.3,
+                             init_cfg=init_cfg))
+    assert (head.num_classes, head.feat_dim, head.temperature) == (3, 5, 0.3)
+    assert head.init_cfg == init_cfg
+
+
+def test_kmeans_head_runs_its_lloyd_steps_and_warm_starts_after_loading():
+    gen = torch.Generator().manual_seed(0)
+    pool = F.normalize(torch.randn(60, 8, generator=gen), dim=1)
+    head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8, num_iters=1))
+    from dsc_mm.models.utils import spherical_kmeans
+    torch.manual_seed(3)
+    labels = head.cluster(pool)
+    torch.manual_seed(3)  # the same k-means++ seeds, then exactly one Lloyd step
+    ref_labels, ref_centroids = spherical_kmeans(pool, 4, num_iters=1)
+    assert torch.equal(labels, ref_labels) and torch.equal(head.centroids, ref_centroids)
+    # A head loaded from this state warm-starts from its centroids (no k-means++ re-seeding).
+    loaded = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8,
+                               num_iters=1))
+    loaded.cluster(pool)  # an initialised head of its own, then overwritten by the load
+    loaded.load_state_dict(head.state_dict())
+    _, warm = spherical_kmeans(pool, 4, num_iters=1, init_centroids=ref_centroids)
+    torch.manual_seed(4)
+    loaded.cluster(pool)
+    assert torch.equal(loaded.centroids, warm)
+    fresh = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8,
+                              num_iters=1))
+    fresh.load_state_dict(head.state_dict())
+    fresh.cluster(pool)
+    assert torch.equal(fresh.centroids, warm)
+
+
+def test_prototype_freeze_in_epochs_resolves_to_iterations():
+    head = MODELS.build(dict(type='PrototypeSemanticHead', num_classes=4, feat_dim=8,
+                             freeze_prototypes_epochs=2.5))
+    assert head.freeze_prototypes_epochs == 2.5
+    head.resolve_schedules(steps_per_epoch=10)
+    assert head.freeze_prototypes_iters == 25
+    iters = MODELS.build(dict(type='PrototypeSemanticHead', num_classes=4, feat_dim=8,
+                              freeze_prototypes_iters=7))
+    iters.resolve_schedules(steps_per_epoch=10)
+    assert iters.freeze_prototypes_iters == 7
+    with pytest.raises(ValueError, match=r'both freeze_prototypes_iters=3 and '
+                                         r'freeze_prototypes_epochs=1.0; give only one'):
+        MODELS.build(dict(type='PrototypeSemanticHead', freeze_prototypes_iters=3,
+                          freeze_prototypes_epochs=1.0))
+
+
+def test_cluster_stats_count_only_used_classes():
+    head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=4, feat_dim=8))
+    stats = head.cluster_stats(torch.tensor([0, 0, 2]))
+    assert stats['cluster_nonempty'].item() == 2
+    entropy = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    assert stats['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)
+
+
+def test_kmeans_on_a_shared_sample_labels_the_contrast_set_by_nearest_centroid():
+    # Bounded contrast set: k-means runs on cluster_pool; the contrast pixels take the label of
+    # their nearest centroid. float64 inputs stay float64.
+    from dsc_mm.models.utils import spherical_kmeans
+    query, pool, match, _ = _three_clusters()
+    query, pool = query.double(), pool.double()
+    sample = pool[[0, 1, 2, 5, 6, 8, 9]]
+    head = MODELS.build(dict(type='KMeansSemanticHead', num_classes=3, feat_dim=8, num_iters=2,
+                             temperature=0.2))
+    torch.manual_seed(0)
+    out = head.loss(query, pool, match, torch.tensor(0), cluster_pool=sample)
+    torch.manual_seed(0)
+    _, centroids = spherical_kmeans(sample, 3, num_iters=2)
+    assert torch.equal(head.centroids, centroids)
+    labels = (pool.float() @ centroids.t()).argmax(dim=1)
+    expected = []
+    for i in range(len(query)):
+        logits = [float(query[i] @ pool[a]) / 0.2 for a in range(len(pool))]
+        log_denominator = math.log(sum(math.exp(v) for v in logits))
+        positives = [a for a in range(len(pool)) if labels[a] == labels[match[i]]]
+        expected.append(-sum(logits[p] - log_denominator for p in positives) / len(positives))
+    assert out['loss'].dtype == torch.float64
+    assert out['loss'].item() == pytest.approx(sum(expected) / len(expected), abs=1e-9)
+    nonempty, entropy = _usage(labels, 3)
+    assert out['cluster_nonempty'].item() == nonempty
+    assert out['cluster_entropy'].item() == pytest.approx(entropy, abs=1e-6)

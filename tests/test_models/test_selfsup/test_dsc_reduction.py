@@ -104,15 +104,3 @@ def test_dsc_equals_mocov2(tiny):
     dsc = MODELS.build(tiny.dsc(instance_weight=1., pixel_weight=0., semantic_weight=0.))
     _load_reference_weights(dsc, ref)
     _assert_same_steps(dsc, ref)
-
-
-def test_semantic_term_changes_the_loss(tiny):
-    """The anchor is not vacuous: with beta > 0 DSC is no longer DenseCL."""
-    torch.manual_seed(0)
-    ref = _reference(tiny, 'DenseCL', tiny.neck, loss_lambda=0.5)
-    dsc = MODELS.build(tiny.dsc(semantic_weight=0.5))
-    _load_reference_weights(dsc, ref)
-    inputs = [torch.randn(4, 3, 64, 64) for _ in range(2)]
-    loss_dsc, _ = _step(dsc, inputs, seed=0)
-    loss_ref, _ = _step(ref, inputs, seed=0)
-    assert loss_dsc - loss_ref > 0.1

@@ -123,16 +123,3 @@ def test_semantic_ramp_schedule(tiny):
     for it, weights in expected.items():
         model.iter_count.fill_(it)
         assert tuple(round(w.item(), 6) for w in model.loss_weights()) == weights, it
-
-
-def test_same_view_neighbours_cost_one_extra_key_forward_only_when_on(tiny):
-    calls = []
-    for same_view_topk in (0, 2):
-        model = MODELS.build(tiny.dsc(pixel_head=dict(type='PixelNeighbourHead',
-                                                      cross_view_topk=1,
-                                                      same_view_topk=same_view_topk)))
-        handle = model.encoder_k.module[0].register_forward_hook(
-            lambda *args: calls.append(same_view_topk))
-        model.loss([torch.randn(2, 3, 64, 64) for _ in range(2)], None)
-        handle.remove()
-    assert calls.count(0) == 1 and calls.count(2) == 2

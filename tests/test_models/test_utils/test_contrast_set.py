@@ -136,3 +136,22 @@ def test_the_gathered_rows_cover_the_contrast_set_at_every_size_above_the_cap():
                 assert sizes.other + (sizes.extra > 0) <= sizes.cluster <= local
                 assert (world - 1) * sizes.other + sizes.extra == max(0, cap - local)
                 assert cap <= world * sizes.cluster < cap + world
+
+
+def test_one_process_is_never_bounded():
+    # A cap below this process's own pixels still returns its whole pool: there are no other
+    # ranks to sample from.
+    block = _blocks(1)[0]
+    contrast = bounded_pixel_pool(_key_dense(block), MATCH, max_pixels=4, seed=SEED)
+    assert contrast.cluster_pixels is None and torch.equal(contrast.pixels, block)
+
+
+def test_the_cap_counts_pixels_not_channels(ranks):
+    # 2 ranks of 18 pixels with 8 channels and a cap of 20: 36 pixels exceed it (16 channel
+    # "rows" would not), so the set is bounded: own 18 pixels + 2 of the other rank, and the
+    # clustering sample is ceil(20 / 2) = 10 pixels of each rank.
+    blocks = _blocks(2)
+    with ranks(blocks):
+        contrast = bounded_pixel_pool(_key_dense(blocks[0]), MATCH, 20, seed=SEED)
+    assert contrast.pixels.shape == (LOCAL + 2, CHANNELS)
+    assert contrast.cluster_pixels.shape == (20, CHANNELS)

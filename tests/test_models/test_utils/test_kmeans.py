@@ -1,4 +1,6 @@
 """Spherical k-means and k-means++ seeding (DSC-KM's class discovery)."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -146,3 +148,62 @@ def test_errors_name_the_problem():
         spherical_kmeans(x, 4, init_centroids=torch.randn(3, 4))
     with pytest.raises(ValueError, match=r'shape \(N, C\)'):
         kmeans_plus_plus(x[None], 4)
+
+
+def test_one_cluster_and_the_default_number_of_lloyd_steps(monkeypatch):
+    from dsc_mm.models.utils import kmeans
+    x = F.normalize(torch.randn(30, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    labels, centroids = spherical_kmeans(x, 1)
+    assert labels.tolist() == [0] * 30
+    torch.testing.assert_close(centroids[0], F.normalize(x.mean(dim=0), dim=0))
+    with pytest.raises(ValueError, match='num_clusters=0 non-empty'):
+        spherical_kmeans(x, 0)
+    with pytest.raises(ValueError, match='^spherical k-means needs num_iters >= 1 Lloyd steps '
+                                         'to produce labels, got 0.$'):
+        spherical_kmeans(x, 2, num_iters=0)
+    calls = []
+    assign = kmeans._assign
+    monkeypatch.setattr(kmeans, '_assign', lambda *a: calls.append(1) or assign(*a))
+    spherical_kmeans(x, 3)
+    assert len(calls) == 10  # one assignment per Lloyd step, 10 by default
+
+
+def test_singleton_centroids_are_their_point_and_a_float64_warm_start_is_accepted():
+    gen = torch.Generator().manual_seed(1)
+    x = F.normalize(torch.randn(6, 8, generator=gen), dim=1)
+    labels, centroids = spherical_kmeans(x, 6, num_iters=2, init_centroids=x.double())
+    assert labels.tolist() == list(range(6))
+    # A one-point cluster's centroid is the point itself (its norm is 1, nothing to clamp).
+    torch.testing.assert_close(centroids, x, rtol=0, atol=2e-7)
+
+
+def _reference_kmeans_plus_plus(x, num_clusters, gen):
+    """Greedy k-means++ as scikit-learn's _kmeans_plusplus, on cosine distance, one seed at a
+    time in plain Python; the same draws from ``gen`` as the implementation."""
+    num_points = len(x)
+    trials = 2 + int(math.log(num_clusters))
+    first = int(torch.randint(num_points, (1, ), generator=gen))
+    seeds = [first]
+    min_dist = (1 - x @ x[first]).clamp_min(0)
+    for _ in range(1, num_clusters):
+        weights = min_dist.clone()
+        weights[seeds] = 0
+        if weights.sum() <= 0:
+            weights = torch.ones(num_points)
+            weights[seeds] = 0
+        cand = torch.multinomial(weights, trials, replacement=True, generator=gen)
+        dists = [torch.minimum((1 - x @ x[c]).clamp_min(0), min_dist) for c in cand]
+        best = min(range(trials), key=lambda j: (float(dists[j].sum()), j))
+        seeds.append(int(cand[best]))
+        min_dist = dists[best]
+    return seeds
+
+
+@pytest.mark.parametrize('noise', [0.3, 0.001])
+def test_kmeans_plus_plus_draws_the_reference_seeds(noise):
+    # noise 0.001: after the first 4 seeds the remaining distances sum to less than 1, where
+    # the D^2 weights must still be used (not the uniform fallback).
+    x, _, _ = _clusters(num_clusters=4, per_cluster=10, channels=8, noise=noise)
+    seeds = kmeans_plus_plus(x, 8, generator=torch.Generator().manual_seed(5))
+    expected = _reference_kmeans_plus_plus(x, 8, torch.Generator().manual_seed(5))
+    assert torch.equal(seeds, x[expected])

@@ -35,3 +35,11 @@ def test_queue_state_is_checkpointed():
     restored = FeatureQueue(feat_dim=4, queue_len=8)
     restored.load_state_dict(queue.state_dict())
     assert torch.equal(restored.queue, queue.queue) and restored.ptr.item() == 3
+
+
+def test_a_batch_of_exactly_queue_len_fills_the_queue():
+    queue = FeatureQueue(feat_dim=4, queue_len=3)
+    assert repr(queue) == 'FeatureQueue(feat_dim=4, queue_len=3)'
+    keys = F.normalize(torch.randn(3, 4), dim=1)
+    queue.enqueue(keys)
+    assert torch.equal(queue.queue, keys.t()) and queue.ptr.item() == 0

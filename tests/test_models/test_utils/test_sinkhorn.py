@@ -85,3 +85,13 @@ def test_errors_name_the_problem():
         sinkhorn_knopp(torch.zeros(4, 2), eps=0)
     with pytest.raises(ValueError, match='num_iters >= 1'):
         sinkhorn_knopp(torch.zeros(4, 2), num_iters=0)
+
+
+def test_defaults_are_swavs_and_one_round_is_allowed():
+    scores = _cosine_scores(num_points=256, num_protos=8)
+    assert torch.equal(sinkhorn_knopp(scores), sinkhorn_knopp(scores, eps=0.05, num_iters=3))
+    assert not torch.equal(sinkhorn_knopp(scores), sinkhorn_knopp(scores, num_iters=4))
+    assert not torch.equal(sinkhorn_knopp(scores), sinkhorn_knopp(scores, eps=0.1))
+    # One round: columns scaled, then rows, so the rows are exact distributions.
+    q = sinkhorn_knopp(scores, num_iters=1)
+    torch.testing.assert_close(q.sum(dim=1), torch.ones(256), atol=1e-5, rtol=0)
