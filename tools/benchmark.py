@@ -3,7 +3,7 @@
 Examples::
 
     python tools/benchmark.py                                   # --suite tiny (CPU, about 12 min)
-    python tools/benchmark.py --suite mini-real --data ../shared/data
+    python tools/benchmark.py --suite mini-real --data data/mini-real     # after tools/fetch_data.py
     python tools/benchmark.py --suite paper --data /datasets --dry-run     # print the commands
     python tools/benchmark.py --suite paper --seeds 3 --dry-run  # 3 seeds for every protocol
     python tools/benchmark.py --suite paper --work-dir runs/paper --collect  # table from finished runs
@@ -37,7 +37,7 @@ def parse_args(argv=None):
                         'coco128_voc, camvid_mini; paper = your dataset root')
     parser.add_argument('--seeds', type=int, metavar='N',
                         help='fine-tuning seeds 0..N-1 for every cell (default: each '
-                        'protocol\'s own: 5 for paper VOC detection, as the papers, else 1)')
+                        'protocol\'s own: 5 for paper VOC detection and VOC12aug segmentation, as DenseCL reports, else 1)')
     parser.add_argument('--methods', nargs='+', metavar='KEY',
                         help='rows to run: random mocov2 densecl dsc-km dsc-pm '
                         '(default: the suite\'s defaults)')
