@@ -37,7 +37,8 @@ def parse_args(argv=None):
                         'coco128_voc, camvid_mini; paper = your dataset root')
     parser.add_argument('--seeds', type=int, metavar='N',
                         help='fine-tuning seeds 0..N-1 for every cell (default: each '
-                        'protocol\'s own: 5 for paper VOC detection and VOC12aug segmentation, as DenseCL reports, else 1)')
+                        'protocol\'s own: 5 for paper VOC detection and VOC12aug '
+                        'segmentation, as DenseCL reports, else 1)')
     parser.add_argument('--methods', nargs='+', metavar='KEY',
                         help='rows to run: random mocov2 densecl dsc-km dsc-pm '
                         '(default: the suite\'s defaults)')
