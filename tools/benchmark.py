@@ -3,7 +3,7 @@
 Examples::
 
     python tools/benchmark.py                                   # --suite tiny (CPU, about 12 min)
-    python tools/benchmark.py --suite mini-real --data data/mini-real     # after tools/fetch_data.py
+    python tools/benchmark.py --suite mini-real --data data/mini-real  # tools/fetch_data.py first
     python tools/benchmark.py --suite paper --data /datasets --dry-run     # print the commands
     python tools/benchmark.py --suite paper --seeds 3 --dry-run  # 3 seeds for every protocol
     python tools/benchmark.py --suite paper --work-dir runs/paper --collect  # table from finished runs
