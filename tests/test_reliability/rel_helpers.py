@@ -92,12 +92,14 @@ class ToyDataset(Dataset):
 @MODELS.register_module(name='RelToyModel', force=True)
 class ToyModel(BaseModel):
     """A linear model whose loss draws from torch's global generator every step (like
-    shuffle-BN or an RPN sampler) and becomes NaN at step ``nan_at`` (1-based) if given."""
+    shuffle-BN or an RPN sampler). At step ``nan_at`` (1-based) its loss becomes NaN; at step
+    ``nan_grad_at`` its loss stays finite but its gradient is NaN (``sqrt`` at 0, as a norm of
+    a zero vector gives), so the step makes the weights and the momentum NaN."""
 
-    def __init__(self, nan_at=None):
+    def __init__(self, nan_at=None, nan_grad_at=None):
         super().__init__()
         self.linear = nn.Linear(2, 1)
-        self.nan_at = nan_at
+        self.nan_at, self.nan_grad_at = nan_at, nan_grad_at
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -108,12 +110,17 @@ class ToyModel(BaseModel):
         self.steps += 1
         if self.nan_at is not None and int(self.steps) == self.nan_at:
             loss = loss * float('nan')
+        if self.nan_grad_at is not None and int(self.steps) == self.nan_grad_at:
+            loss = loss + torch.sqrt(self.linear.weight.sum() * 0)  # + 0, gradient NaN
         return dict(loss_toy=loss)
 
 
 def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=None,
-               val=False, lr=0.05) -> Runner:
-    """A Runner on :class:`ToyModel`, checkpoint every ``interval`` iterations."""
+               val=False, lr=0.05, nan_grad_at=None, **runner_kwargs) -> Runner:
+    """A Runner on :class:`ToyModel`, checkpoint every ``interval`` iterations.
+
+    ``runner_kwargs`` go to :class:`Runner` (``launcher``, ``env_cfg``, ``randomness``...).
+    """
     loader = dict(dataset=ToyDataset(), sampler=dict(type='InfiniteSampler', shuffle=True),
                   batch_size=2, num_workers=0, collate_fn=dict(type='default_collate'))
     val_kwargs = {}
@@ -123,7 +130,7 @@ def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=N
                           val_cfg=dict(type='ValLoop'),
                           val_evaluator=dict(type='ToyRandomMetric'))
     return Runner(
-        model=dict(type='RelToyModel', nan_at=nan_at),  # built after seeding
+        model=dict(type='RelToyModel', nan_at=nan_at, nan_grad_at=nan_grad_at),  # after seeding
         work_dir=str(work_dir),
         train_dataloader=loader,
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr, momentum=0.9)),
@@ -133,11 +140,12 @@ def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=N
                                            by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[dict(type=h) for h in hooks],
-        randomness=dict(seed=0),
+        randomness=runner_kwargs.pop('randomness', dict(seed=0)),
         resume=resume,
-        experiment_name=f'rel-{uuid.uuid4().hex[:8]}',  # Runner singletons are per name
+        # Runner singletons are per name
+        experiment_name=runner_kwargs.pop('experiment_name', f'rel-{uuid.uuid4().hex[:8]}'),
         default_scope='mmengine',
-        **val_kwargs)
+        **val_kwargs, **runner_kwargs)
 
 
 @METRICS.register_module(name='ToyRandomMetric', force=True)

@@ -5,6 +5,7 @@ import re
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 
 from dsc_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook, non_finite_terms
 from dsc_mm.engine.hooks.non_finite import update_ratio
@@ -46,6 +47,87 @@ def test_without_the_hook_the_nan_state_is_checkpointed(tmp_path):
     toy_runner(tmp_path, max_iters=3, interval=1, nan_at=3).train()
     weight = torch.load(tmp_path / 'iter_3.pth', weights_only=False)['state_dict']
     assert not all(math.isfinite(float(w)) for w in weight['linear.weight'].flatten())
+
+
+@pytest.mark.parametrize('bounded', [True, False])
+def test_nan_gradient_with_a_finite_loss_stops_on_the_parameters(tmp_path, bounded):
+    # The loss of iteration 3 is finite, its gradient NaN: only the parameters tell. With the
+    # update bound the ratio is NaN; without it (max_update_ratio=None) their norm is checked.
+    from mmengine.registry import HOOKS
+    runner = toy_runner(tmp_path, max_iters=5, interval=1, nan_grad_at=3)
+    bound = {} if bounded else dict(max_update_ratio=None)
+    runner.register_hook(HOOKS.build(dict(type='NonFiniteLossHook', **bound)))
+    with pytest.raises(NonFiniteLossError, match=r'^the parameters are not finite after the '
+                                                 r'optimizer step at iteration 3; training '
+                                                 r'stopped before saving this state \(the last '
+                                                 r'good checkpoint .*iter_2\.pth was kept\)'):
+        runner.train()
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['iter_1.pth', 'iter_2.pth']
+    assert _all_finite(load_checkpoint_file(str(tmp_path / 'iter_2.pth')))
+
+
+def test_without_the_hook_the_nan_gradient_state_is_checkpointed(tmp_path):
+    # The control of the test above: the loss was finite, so only the state shows the NaN.
+    toy_runner(tmp_path, max_iters=3, interval=1, nan_grad_at=3).train()
+    saved = load_checkpoint_file(str(tmp_path / 'iter_3.pth'))
+    assert torch.isnan(saved['state_dict']['linear.weight']).all()
+    assert not _all_finite(saved)
+
+
+class _BreakMomentum(Hook):
+    """After the step of iteration ``at``, SGD's momentum becomes inf while the parameters
+    stay finite (what an overflowing gradient does to an Adam moment before it reaches the
+    weights); runs before NonFiniteLossHook."""
+
+    priority = 'HIGHEST'
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.at:
+            for state in runner.optim_wrapper.optimizer.state.values():
+                state['momentum_buffer'].fill_(float('inf'))
+
+
+@pytest.mark.parametrize('hooked', [True, False])
+def test_non_finite_optimizer_state_stops_before_its_checkpoint(tmp_path, hooked):
+    from mmengine.registry import HOOKS
+    runner = toy_runner(tmp_path, max_iters=3, interval=1)
+    runner.register_hook(_BreakMomentum(at=3))
+    if not hooked:  # the control: mmengine saves the inf momentum as the last checkpoint
+        runner.train()
+        assert not _all_finite(load_checkpoint_file(str(tmp_path / 'iter_3.pth')))
+        return
+    runner.register_hook(HOOKS.build(dict(type='NonFiniteLossHook')))
+    with pytest.raises(NonFiniteLossError, match=r'^the optimizer state \(momentum/moments\) is '
+                                                 r'not finite at iteration 3; '):
+        runner.train()
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['iter_1.pth', 'iter_2.pth']
+    assert all(torch.isfinite(p).all() for p in runner.model.parameters())
+
+
+def test_a_config_that_lists_a_reliability_hook_keeps_its_settings(tmp_path, load_script):
+    # tools/train.py adds both hooks to every config; one the config lists keeps its own
+    # arguments (and is not added twice), and the dumped config shows what the run used.
+    from dsc_mm.apis import build_runner, merge_args
+    from dsc_mm.apis.checks import load_config
+    from dsc_mm.engine.hooks import RNGStateHook
+    config = tmp_path / 'own_hook.py'
+    config.write_text(f"_base_ = '{REPO_ROOT / TINY_DSC}'\n"
+                      "custom_hooks = [dict(type='NonFiniteLossHook', interval=2, "
+                      "max_update_ratio=None)]\n")
+    train = load_script('tools/train.py')
+    args = train.parse_args([str(config), '--work-dir', str(tmp_path / 'work')])
+    cfg = merge_args(load_config(str(config)), args)
+    assert [h['type'] for h in cfg.custom_hooks] == ['NonFiniteLossHook', 'RNGStateHook']
+    runner = build_runner(cfg)
+    ours = [h for h in runner.hooks if isinstance(h, NonFiniteLossHook)]
+    assert len(ours) == 1 and (ours[0].interval, ours[0].max_update_ratio) == (2, None)
+    assert sum(isinstance(h, RNGStateHook) for h in runner.hooks) == 1
+    dumped = (tmp_path / 'work' / 'own_hook.py').read_text()
+    assert "dict(interval=2, max_update_ratio=None, type='NonFiniteLossHook')" in dumped
+    assert "dict(type='RNGStateHook')" in dumped
 
 
 def test_update_ratio():
