@@ -2,15 +2,18 @@
 saves no bad checkpoint, and the checkpoint it names resumes and trains on."""
 import math
 import re
+import shutil
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from dsc_mm.engine.hooks import NonFiniteLossError, NonFiniteLossHook, non_finite_terms
 from dsc_mm.engine.hooks.non_finite import update_ratio
 from dsc_mm.utils import load_checkpoint_file
-from rel_helpers import REPO_ROOT, TINY_DSC, run_tool, toy_runner
+from rel_helpers import (REPO_ROOT, TINY_DSC, TINY_DSC_ITERS, exit_message, load_tool,
+                         run_tool, toy_runner)
 
 SPIKE = 'tests/test_reliability/configs/dsc-km_resnet18_tiny_spike.py'
 
@@ -171,38 +174,49 @@ def _all_finite(checkpoint):
     return all(bool(torch.isfinite(t.float()).all()) for t in tensors)
 
 
-def test_named_checkpoint_after_a_divergent_step_resumes_and_trains_on(scenes, tmp_path):
-    # The learning rate jumps to 1e30 at iteration 3 (configs/dsc-km_resnet18_tiny_spike.py):
-    # the run stops before saving iteration 3 and names iter_2.pth, which resumes at the
-    # config's learning rate and trains to the end with finite losses and weights.
+def test_named_checkpoint_after_a_divergent_step_resumes_and_trains_on(tiny_dsc_run, scenes,
+                                                                       tmp_path):
+    # Iteration 2 of the shared uninterrupted run, resumed with the learning rate jumping to
+    # 1e30 at iteration 3 (configs/dsc-km_resnet18_tiny_spike.py): the run stops before saving
+    # iteration 3 and names iter_2.pth, which resumes at the config's learning rate and trains
+    # on exactly as the uninterrupted run did.
+    reference = tiny_dsc_run.finished()
     work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    shutil.copy(reference / 'iter_2.pth', work_dir / 'iter_2.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_2.pth'))
     data = f'train_dataloader.dataset.data_root={scenes}'
-    env = dict(PYTHONPATH=str(REPO_ROOT / 'tests' / 'test_reliability'))
-    spiked = run_tool(['tools/train.py', SPIKE, '--work-dir', work_dir, '--cfg-options', data],
-                      **env)
-    assert spiked.returncode == 1, spiked.stderr[-2000:]
-    last = spiked.stderr.strip().splitlines()[-1]
-    named = work_dir / 'iter_2.pth'
-    assert last.startswith('error: the optimizer step changed the parameters by ') and \
+    train_main = load_tool('train').main
+    message = exit_message(train_main, [SPIKE, '--work-dir', work_dir, '--resume',
+                                        '--cfg-options', data])
+    # The name comes from the resumed message hub: the run that wrote iter_2.pth.
+    named = reference / 'iter_2.pth'
+    assert message.startswith('error: the optimizer step changed the parameters by ') and \
         f'at iteration 3; training stopped before saving this state (the last good ' \
         f'checkpoint {named} was kept): resume from it with tools/train.py CONFIG --resume' \
-        in last, last
-    assert 'Traceback' not in spiked.stderr
-    assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_1.pth', 'iter_2.pth']
-    assert _all_finite(load_checkpoint_file(str(named)))
+        in message and '\n' not in message, message
+    assert sorted(p.name for p in work_dir.glob('*.pth')) == ['iter_2.pth']
+    assert (work_dir / 'last_checkpoint').read_text() == str(work_dir / 'iter_2.pth')
     # Enabled by default: the dumped config lists the hook.
     dumped = (work_dir / 'dsc-km_resnet18_tiny_spike.py').read_text()
     assert "type='NonFiniteLossHook'" in dumped
 
+    # A process with one thread, as the reference run: bit-identical float sums.
     resumed = run_tool(['tools/train.py', TINY_DSC, '--work-dir', work_dir, '--resume',
-                        '--cfg-options', data, 'train_cfg.max_iters=4',
-                        'default_hooks.checkpoint.interval=1'])
+                        '--cfg-options', data, 'train_cfg.max_iters=4'])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert 'resumed epoch: 0, iter: 2' in resumed.stdout + resumed.stderr
     final = load_checkpoint_file(str(work_dir / 'iter_4.pth'))
+    expected = load_checkpoint_file(str(reference / 'iter_4.pth'))
     assert final['meta']['iter'] == 4 and _all_finite(final)
-    lrs = {group['lr'] for group in final['optimizer']['param_groups']}
-    assert max(lrs) < 1  # the config's schedule, not the spike
+    # The config's cosine schedule (T_max 10) at iteration 4, not the spike.
+    base_lr = Config.fromfile(str(REPO_ROOT / TINY_DSC)).optim_wrapper.optimizer.lr
+    lrs = [group['lr'] for group in final['optimizer']['param_groups']]
+    assert lrs == [group['lr'] for group in expected['optimizer']['param_groups']]
+    assert lrs == pytest.approx([base_lr * (1 + math.cos(math.pi * 4 / TINY_DSC_ITERS)) / 2]
+                                * len(lrs), rel=1e-9)
+    for key, value in expected['state_dict'].items():
+        assert torch.equal(final['state_dict'][key], value), key
 
 
 def test_resume_restores_the_learning_rate_saved_in_the_checkpoint(tmp_path):
