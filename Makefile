@@ -16,8 +16,9 @@ demo: install
 	$(PY) tools/benchmark.py --suite tiny --work-dir $(DEMO_DIR)
 
 # pytest exits 5 when it collected no test: a broken suite, reported as a failure, never as success.
+# --durations=15 lists the slowest tests at the end (what to look at when the suite slows down).
 test: install
-	@$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest tests --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure." >&2; fi; \
 	exit $$rc
 

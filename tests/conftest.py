@@ -53,3 +53,14 @@ def tiny_image_folder(tmp_path_factory) -> Path:
         pixels = rng.integers(0, 255, (48, 56, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(root / f'{i:03d}.jpg')
     return root
+
+
+@pytest.fixture(scope='session')
+def scenes_64(tmp_path_factory) -> Path:
+    """The shared 64 px procedural scenes: 4 train, 2 val and 12 unlabeled images, in every
+    layout ``generate_scenes`` writes (``<root>/coco``, ``<root>/VOCdevkit``, ``<root>/unlabeled``
+    ...). Read-only for the tests: one set for the reliability runs, the probe cell and the
+    linear evaluation (the detection configs need the 128 px set of tests/test_configs)."""
+    from dsc_mm.datasets.scenes import generate_scenes
+    return generate_scenes(tmp_path_factory.mktemp('scenes_64') / 'scenes', num_train=4,
+                           num_val=2, num_unlabeled=12, size=64, seed=0)

@@ -1,5 +1,7 @@
 """perf/_common.py: the helpers behind the step and data-pipeline tables (not timings)."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -38,7 +40,20 @@ def test_peak_rss_excludes_what_was_freed_before_the_reset(common):
     del small
 
 
+def test_process_clock_counts_cpu_time_not_waiting(common):
+    # The process clock advances with this process's CPU work and not while it waits (other
+    # jobs on the machine); the wall clock, the control, advances while it waits.
+    process = common.make_clock('process', torch.device('cpu'))
+    wall = common.make_clock('wall', torch.device('cpu'))
+    p0, w0 = process(), wall()
+    time.sleep(0.3)
+    assert process() - p0 < 0.1 and wall() - w0 >= 0.3
+    p0, t0 = process(), time.thread_time()
+    while time.thread_time() - t0 < 0.2:  # 0.2 s of CPU in this thread
+        pass
+    assert process() - p0 >= 0.2
+
+
 def test_process_clock_is_refused_for_an_accelerator(common):
-    assert common.make_clock('process', torch.device('cpu'))() >= 0
     with pytest.raises(SystemExit, match='--clock wall'):
         common.make_clock('process', torch.device('cuda'))

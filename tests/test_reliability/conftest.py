@@ -1,2 +1,2 @@
 """Fixtures of the reliability tests (defined in rel_helpers.py, shared with the test modules)."""
-from rel_helpers import evil_checkpoint, scenes  # noqa: F401
+from rel_helpers import evil_checkpoint, scenes, tiny_dsc_run  # noqa: F401

@@ -50,11 +50,44 @@ def exit_message(main, argv) -> str:
 
 
 @pytest.fixture(scope='session')
-def scenes(tmp_path_factory) -> Path:
-    """Generated scenes with 12 unlabeled 64 px images (``<root>/unlabeled``)."""
-    from dsc_mm.datasets.scenes import generate_scenes
-    root = tmp_path_factory.mktemp('rel_scenes') / 'scenes'
-    return generate_scenes(root, num_train=1, num_val=1, num_unlabeled=12, size=64, seed=0)
+def scenes(scenes_64) -> Path:
+    """The shared 64 px scenes (tests/conftest.py); the runs read its 12 ``unlabeled`` images."""
+    return scenes_64
+
+
+class BackgroundRun:
+    """A ``tools/train.py`` process started now; :meth:`finished` waits for it (once)."""
+
+    def __init__(self, args, work_dir: Path, log: Path):
+        self.work_dir, self.log = work_dir, log
+        with open(log, 'w') as out:
+            self.proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO_ROOT,
+                                         env=tool_env(), stdout=out, stderr=subprocess.STDOUT)
+
+    def finished(self, timeout: float = 600) -> Path:
+        """The work dir of the completed run (fails the test with its log tail otherwise)."""
+        self.proc.wait(timeout=timeout)
+        assert self.proc.returncode == 0, self.log.read_text()[-3000:]
+        return self.work_dir
+
+
+#: Iterations of the shared tiny DSC-KM run (a checkpoint every 2, the config's interval).
+TINY_DSC_ITERS = 10
+
+
+@pytest.fixture(scope='session')
+def tiny_dsc_run(scenes, tmp_path_factory):
+    """The uninterrupted 10-iteration tiny DSC-KM run on ``scenes`` (``iter_2`` ... ``iter_10``),
+    started in the background at first use: the reference of the resume and divergence tests
+    (``.finished()`` waits for it), while they start their own runs alongside."""
+    root = tmp_path_factory.mktemp('tiny_dsc')
+    run = BackgroundRun(['tools/train.py', TINY_DSC, '--work-dir', root / 'work',
+                         '--cfg-options', f'train_dataloader.dataset.data_root={scenes}',
+                         f'train_cfg.max_iters={TINY_DSC_ITERS}'], root / 'work', root / 'log')
+    yield run
+    if run.proc.poll() is None:
+        run.proc.kill()
+        run.proc.wait()
 
 
 class _RunsCode:
@@ -92,12 +125,17 @@ class ToyDataset(Dataset):
 @MODELS.register_module(name='RelToyModel', force=True)
 class ToyModel(BaseModel):
     """A linear model whose loss draws from torch's global generator every step (like
-    shuffle-BN or an RPN sampler) and becomes NaN at step ``nan_at`` (1-based) if given."""
+    shuffle-BN or an RPN sampler). At step ``nan_at`` (1-based) its loss becomes NaN; at step
+    ``nan_grad_at`` its loss stays finite but its gradient is NaN (``sqrt`` at 0, as a norm of
+    a zero vector gives), so the step makes the weights and the momentum NaN. At step
+    ``empty_term_at`` it adds a term ``loss_empty``, the mean of an empty selection: NaN, without
+    a gradient, so the step itself stays finite."""
 
-    def __init__(self, nan_at=None):
+    def __init__(self, nan_at=None, nan_grad_at=None, empty_term_at=None):
         super().__init__()
         self.linear = nn.Linear(2, 1)
-        self.nan_at = nan_at
+        self.nan_at, self.nan_grad_at = nan_at, nan_grad_at
+        self.empty_term_at = empty_term_at
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -108,12 +146,20 @@ class ToyModel(BaseModel):
         self.steps += 1
         if self.nan_at is not None and int(self.steps) == self.nan_at:
             loss = loss * float('nan')
+        if self.nan_grad_at is not None and int(self.steps) == self.nan_grad_at:
+            loss = loss + torch.sqrt(self.linear.weight.sum() * 0)  # + 0, gradient NaN
+        if self.empty_term_at is not None and int(self.steps) == self.empty_term_at:
+            return dict(loss_toy=loss, loss_empty=inputs.new_zeros(0).mean())
         return dict(loss_toy=loss)
 
 
 def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=None,
-               val=False, lr=0.05) -> Runner:
-    """A Runner on :class:`ToyModel`, checkpoint every ``interval`` iterations."""
+               val=False, lr=0.05, nan_grad_at=None, empty_term_at=None,
+               **runner_kwargs) -> Runner:
+    """A Runner on :class:`ToyModel`, checkpoint every ``interval`` iterations.
+
+    ``runner_kwargs`` go to :class:`Runner` (``launcher``, ``env_cfg``, ``randomness``...).
+    """
     loader = dict(dataset=ToyDataset(), sampler=dict(type='InfiniteSampler', shuffle=True),
                   batch_size=2, num_workers=0, collate_fn=dict(type='default_collate'))
     val_kwargs = {}
@@ -123,7 +169,8 @@ def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=N
                           val_cfg=dict(type='ValLoop'),
                           val_evaluator=dict(type='ToyRandomMetric'))
     return Runner(
-        model=dict(type='RelToyModel', nan_at=nan_at),  # built after seeding
+        model=dict(type='RelToyModel', nan_at=nan_at, nan_grad_at=nan_grad_at,  # after seeding
+                   empty_term_at=empty_term_at),
         work_dir=str(work_dir),
         train_dataloader=loader,
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr, momentum=0.9)),
@@ -133,11 +180,12 @@ def toy_runner(work_dir, max_iters, hooks=(), interval=2, resume=False, nan_at=N
                                            by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[dict(type=h) for h in hooks],
-        randomness=dict(seed=0),
+        randomness=runner_kwargs.pop('randomness', dict(seed=0)),
         resume=resume,
-        experiment_name=f'rel-{uuid.uuid4().hex[:8]}',  # Runner singletons are per name
+        # Runner singletons are per name
+        experiment_name=runner_kwargs.pop('experiment_name', f'rel-{uuid.uuid4().hex[:8]}'),
         default_scope='mmengine',
-        **val_kwargs)
+        **val_kwargs, **runner_kwargs)
 
 
 @METRICS.register_module(name='ToyRandomMetric', force=True)

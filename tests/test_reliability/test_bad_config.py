@@ -155,23 +155,39 @@ def test_check_coco_images_reports_every_failure_mode(tmp_path, shared_data):
 
 @pytest.fixture(scope='module')
 def checkpoints(tmp_path_factory):
-    """A ResNet-18 pretraining-style checkpoint and a detector checkpoint."""
+    """A ResNet-18 pretraining-style checkpoint, a detector and a segmentor checkpoint."""
     from mmpretrain.models import ResNet
     root = tmp_path_factory.mktemp('ckpts')
-    r18 = ResNet(depth=18).state_dict()
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in r18.items()}}, root / 'r18.pth')
+    r18 = {f'backbone.{k}': v for k, v in ResNet(depth=18).state_dict().items()}
+    torch.save({'state_dict': r18}, root / 'r18.pth')
     torch.save({'state_dict': {'rpn_head.rpn_conv.weight': torch.zeros(4, 4, 3, 3),
                                'roi_head.bbox_head.fc_cls.weight': torch.zeros(21, 8)}},
                root / 'detector.pth')
+    # An mmseg FCN fine-tuned from it: the same backbone keys plus its heads, so only the
+    # heads tell it from a pretraining checkpoint.
+    torch.save({'state_dict': dict(r18, **{'decode_head.conv_seg.weight': torch.zeros(21, 8, 1, 1),
+                                           'auxiliary_head.conv_seg.weight':
+                                               torch.zeros(21, 8, 1, 1)})},
+               root / 'segmentor.pth')
     return root
 
 
-def test_converter_refuses_the_wrong_kind_or_depth(convert_main, checkpoints, tmp_path, capsys):
+@pytest.mark.parametrize('name, heads', [('detector', 'roi_head., rpn_head.'),
+                                         ('segmentor', 'auxiliary_head., decode_head.')])
+def test_converter_refuses_a_downstream_checkpoint(convert_main, checkpoints, tmp_path, capsys,
+                                                   name, heads):
     out = tmp_path / 'out.pth'
-    assert convert_main([str(checkpoints / 'detector.pth'), str(out), '--to', 'mmdet']) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"convert_checkpoint: error: {checkpoints / 'detector.pth'} is a "
-                          'detector/segmentor checkpoint') and '\n' not in err
+    for target in ('mmdet', 'mmseg'):
+        assert convert_main([str(checkpoints / f'{name}.pth'), str(out), '--to', target]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"convert_checkpoint: error: {checkpoints / f'{name}.pth'} is a "
+                              f'detector/segmentor checkpoint (it has {heads} keys), not a '
+                              'pretrained backbone') and '\n' not in err, err
+        assert not out.exists()
+
+
+def test_converter_refuses_the_wrong_depth(convert_main, checkpoints, tmp_path, capsys):
+    out = tmp_path / 'out.pth'
     assert convert_main([str(checkpoints / 'r18.pth'), str(out), '--to', 'mmdet',
                          '--depth', '50']) == 1
     assert 'holds a ResNet-18 backbone but the target is ResNet-50' in capsys.readouterr().err

@@ -61,6 +61,13 @@ def runs(scenes, tmp_path_factory):
 
 def test_two_processes_complete_and_save_one_checkpoint(runs):
     assert sorted(p.name for p in (runs / 'work2').glob('iter_*.pth')) == ['iter_1.pth']
+    # tools/train.py --launcher pytorch under torchrun: one distributed Runner of 2 processes
+    # (rank 0 writes the log; the single-process run is the control).
+    for work, expected in (('work2', ('pytorch', 'True', '2')), ('work1', ('none', 'False', '1'))):
+        log = next((runs / work).glob('*/*.log')).read_text()
+        for key, value in zip(('Distributed launcher', 'Distributed training', 'GPU number'),
+                              expected):
+            assert f'    {key}: {value}\n' in log, (work, key)
     state = load_checkpoint_file(str(runs / 'work2' / 'iter_1.pth'))['state_dict']
     # Both queues advanced by the GLOBAL batch (2 processes x 4 images).
     assert int(state['instance_queue.ptr']) == int(state['pixel_queue.ptr']) == 8

@@ -8,9 +8,10 @@ import time
 import torch
 
 from dsc_mm.utils import load_checkpoint_file
-from rel_helpers import REPO_ROOT, TINY_DSC, exit_message, load_tool, tool_env
+from rel_helpers import (REPO_ROOT, TINY_DSC, TINY_DSC_ITERS, exit_message, load_tool,
+                         tool_env)
 
-MAX_ITERS = 10  # checkpoints every 2 iterations (the config's interval)
+MAX_ITERS = TINY_DSC_ITERS  # the shared uninterrupted run's; a checkpoint every 2 iterations
 
 
 def _train_args(work_dir, scenes, *extra):
@@ -55,15 +56,12 @@ def _assert_identical(section_a, section_b, what):
             assert value == flat_b[key], f'{what}: {key}'
 
 
-def test_killed_and_resumed_run_is_identical_to_an_uninterrupted_one(scenes, tmp_path):
-    full_dir, killed_dir = tmp_path / 'full', tmp_path / 'killed'
-    # The uninterrupted run goes alongside the one to be killed (two processes, two cores).
-    with open(tmp_path / 'full.log', 'w') as log:
-        full = subprocess.Popen(_train_args(full_dir, scenes), cwd=REPO_ROOT, env=tool_env(),
-                                stdout=log, stderr=subprocess.STDOUT)
-        returncode, last = _kill_after_first_checkpoint(killed_dir, scenes)
-        full.wait(timeout=300)
-    assert full.returncode == 0, (tmp_path / 'full.log').read_text()[-3000:]
+def test_killed_and_resumed_run_is_identical_to_an_uninterrupted_one(tiny_dsc_run, scenes,
+                                                                     tmp_path):
+    killed_dir = tmp_path / 'killed'
+    # The uninterrupted run (the shared tiny_dsc_run) goes alongside the one to be killed.
+    returncode, last = _kill_after_first_checkpoint(killed_dir, scenes)
+    full_dir = tiny_dsc_run.finished()
     assert returncode == -signal.SIGKILL, 'the run finished before it could be killed'
     assert not (killed_dir / f'iter_{MAX_ITERS}.pth').exists()
     killed_at = load_checkpoint_file(last)['meta']['iter']

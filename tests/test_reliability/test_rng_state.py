@@ -4,6 +4,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from mmengine.hooks import Hook
 
 from dsc_mm.engine.hooks import RNGStateHook, get_rng_state, set_rng_state
 from dsc_mm.utils import load_checkpoint_file
@@ -45,14 +46,32 @@ def test_without_the_hook_the_resumed_run_diverges(tmp_path):
     assert not torch.equal(_weights(resumed)['linear.weight'], _weights(full)['linear.weight'])
 
 
-def test_validation_does_not_shift_the_training_stream(tmp_path):
-    # Validation draws from the generators; the hook makes it neutral, so training with and
-    # without validation sees the same batches and noise.
-    with_val = toy_runner(tmp_path / 'val', max_iters=4, hooks=['RNGStateHook'], val=True)
+class _ValRecorder(Hook):
+    """Records each validation's metrics (proof that validation ran, and when)."""
+
+    def __init__(self):
+        self.runs = []
+
+    def after_val_epoch(self, runner, metrics=None):
+        self.runs.append((runner.iter, dict(metrics)))
+
+
+@pytest.mark.parametrize('hooked', [True, False])
+def test_validation_does_not_shift_the_training_stream(tmp_path, hooked):
+    # Validation draws from the generators (the sampler's seed, the model's noise); the hook
+    # makes it neutral, so training with and without validation sees the same batches and
+    # noise. The control without the hook shows that the validation at iteration 2 does shift
+    # iterations 3 and 4.
+    hooks = ['RNGStateHook'] if hooked else []
+    with_val = toy_runner(tmp_path / 'val', max_iters=4, hooks=hooks, val=True)
+    recorder = _ValRecorder()
+    with_val.register_hook(recorder)
     with_val.train()
-    without = toy_runner(tmp_path / 'noval', max_iters=4, hooks=['RNGStateHook'])
+    assert recorder.runs == [(2, {'samples': 8.0}), (4, {'samples': 8.0})]
+    without = toy_runner(tmp_path / 'noval', max_iters=4, hooks=hooks)
     without.train()
-    assert torch.equal(_weights(with_val)['linear.weight'], _weights(without)['linear.weight'])
+    same = torch.equal(_weights(with_val)['linear.weight'], _weights(without)['linear.weight'])
+    assert same is hooked
 
 
 def test_load_from_does_not_restore_generators(tmp_path):

@@ -3,9 +3,12 @@ the code never runs (its marker file is never created)."""
 import pickle
 
 import pytest
+import torch
 from mmengine.runner import CheckpointLoader
 
-from rel_helpers import TINY_DSC, exit_message, load_tool
+from dsc_mm.utils import CheckpointError, load_checkpoint_file
+from dsc_mm.utils.checkpoint import register_safe_globals
+from rel_helpers import TINY_DSC, exit_message, load_tool, toy_runner
 
 DET_R18 = 'configs/detection/faster-rcnn_r18-c4_tiny_scenes-voc.py'
 
@@ -37,13 +40,70 @@ def test_train_resume_path_refuses(evil_checkpoint, scenes, tmp_path):
     assert not marker.exists() and not work_dir.exists()
 
 
-def test_mmengine_loader_used_by_resume_refuses(evil_checkpoint):
-    # What Runner.resume / load_from call: torch.load without weights_only, which torch 2.14
-    # turns into weights_only=True; the dsc_mm allowlist does not admit the payload.
+class _GetattrOf:
+    """Unpickling this calls ``getattr(HistoryBuffer, name)``: the one ``getattr`` that the
+    allowlist admits, and only for HistoryBuffer's statistics."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return (getattr, (HistoryBuffer, self.name))
+
+
+def test_train_resume_of_the_latest_checkpoint_refuses(evil_checkpoint, scenes, tmp_path):
+    # --resume without a path: the work dir's last_checkpoint names the file to load.
     path, marker = evil_checkpoint
+    work_dir = tmp_path / 'w'
+    work_dir.mkdir()
+    latest = work_dir / 'iter_2.pth'
+    latest.write_bytes(path.read_bytes())
+    (work_dir / 'last_checkpoint').write_text(str(latest))
+    message = exit_message(load_tool('train').main, [
+        TINY_DSC, '--work-dir', work_dir, '--resume', '--cfg-options',
+        f'train_dataloader.dataset.data_root={scenes}'])
+    assert message.startswith(f'error: Checkpoint {latest} was refused: '), message
+    assert not marker.exists() and sorted(p.name for p in work_dir.iterdir()) == [
+        'iter_2.pth', 'last_checkpoint']
+
+
+def test_mmengine_loader_loads_mmengine_checkpoints_and_refuses_code(evil_checkpoint, tmp_path):
+    # What Runner.resume / load_from call: torch.load without weights_only (torch 2.14:
+    # weights_only=True). torch alone refuses the code-executing file, but also every checkpoint
+    # mmengine writes (meta.message_hub holds HistoryBuffers of numpy values); dsc_mm's
+    # allowlist is what makes the second load and keeps refusing the first.
+    path, marker = evil_checkpoint
+    toy_runner(tmp_path / 'toy', max_iters=2).train()
+    real = str(tmp_path / 'toy' / 'iter_2.pth')
+    loaded = CheckpointLoader.load_checkpoint(real, map_location='cpu')
+    assert type(loaded['message_hub']['log_scalars']['train/loss']).__name__ == 'HistoryBuffer'
     with pytest.raises(pickle.UnpicklingError):
         CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
     assert not marker.exists()
+    # The control: without the allowlist the same loader refuses mmengine's own checkpoint.
+    saved = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    try:
+        with pytest.raises(pickle.UnpicklingError):
+            CheckpointLoader.load_checkpoint(real, map_location='cpu')
+    finally:
+        torch.serialization.add_safe_globals(saved)
+        register_safe_globals()
+
+
+def test_allowlist_admits_only_history_buffer_statistics_through_getattr(tmp_path):
+    # HistoryBuffer pickles its statistics as getattr(HistoryBuffer, 'mean'); the allowlist
+    # replaces builtins.getattr by a stand-in that refuses any other attribute.
+    good, bad = tmp_path / 'mean.pth', tmp_path / 'init.pth'
+    torch.save({'statistic': _GetattrOf('mean')}, good)
+    torch.save({'statistic': _GetattrOf('__init__')}, bad)
+    assert load_checkpoint_file(str(good))['statistic'].__name__ == 'mean'
+    with pytest.raises(CheckpointError, match=r'was refused: .*refused getattr\(.*HistoryBuffer'
+                                              r".*'__init__'\)"):
+        load_checkpoint_file(str(bad))
+    with pytest.raises(pickle.UnpicklingError, match=r'refused getattr'):
+        CheckpointLoader.load_checkpoint(str(bad), map_location='cpu')
 
 
 def test_benchmark_checkpoint_row_refuses(evil_checkpoint, tmp_path):
