@@ -27,7 +27,8 @@ def test_paper_plan_is_one_job_per_pretraining_and_per_cell(tmp_path):
     # The conversion runs in its pretraining job, after the training.
     assert all([s.kind for s in j.steps] == ['pretrain', 'convert'] for j in pretrain)
     assert all(j.tasks == 8 for j in pretrain)
-    assert len(cells) == 5 * (5 + 1 + 1 + 1 + 1) and len(jobs) == 49
+    # 5 rows x (5 VOC det seeds + 5 VOC12aug seeds + COCO + Cityscapes + ImageNet linear).
+    assert len(cells) == 5 * (5 + 5 + 1 + 1 + 1) and len(jobs) == 4 + 65
     tasks = {j.steps[0].protocol.key: j.tasks for j in cells}
     assert tasks == {'voc-det': 8, 'coco-det': 8, 'voc-seg': 4, 'cityscapes-seg': 4,
                      'in1k-linear': 8}
@@ -92,12 +93,13 @@ def test_paper_slurm_dry_run_summary(load_script, capsys):
     benchmark = load_script('tools/benchmark.py')
     benchmark.main(['--suite', 'paper', '--launcher', 'slurm', '--dry-run'])
     out = capsys.readouterr().out
-    assert out.startswith('50 Slurm jobs for suite paper (5 rows, 5 protocols):')
+    assert out.startswith('70 Slurm jobs for suite paper (5 rows, 5 protocols):')
     assert re.search(r'4 x pretrain +8 GPUs \(1 node\), time limit 3-00:00:00\n', out)
     assert re.search(r'20 x finetune voc-det +8 GPUs \(1 node\), time limit 1-00:00:00, '
                      r'afterok on its method\'s pretraining', out)
     assert re.search(r' 5 x finetune voc-det +8 GPUs .*limit 1-00:00:00\n', out)  # random init
-    assert re.search(r' 4 x finetune voc-seg +4 GPUs', out)
+    assert re.search(r'20 x finetune voc-seg +4 GPUs .*afterok', out)  # 5 seeds x 4 methods
+    assert re.search(r' 5 x finetune voc-seg +4 GPUs .*limit 1-00:00:00\n', out)  # random init
 
 
 def test_work_dir_held_by_another_submission(tmp_path):
