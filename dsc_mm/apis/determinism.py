@@ -11,14 +11,14 @@ which the mmdet/mmseg runtime bases define, and bases may not repeat a key), app
 
 The instruction set is pinned through the variables that torch's own kernels (ATen), oneDNN and
 MKL read when they first run, which is after the config is read: no convolution or matrix
-product has run by then (the check below catches the case where ATen already chose).
+product has run by then (where ATen already chose, in a process that ran kernels before, a warning says so).
 """
 import os
 import platform
+import warnings
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import print_log
 
 # torch's ATen kernels, oneDNN (convolutions) and MKL (matrix products) each name the ISA.
 _ISA_VARIABLES = {'ATEN_CPU_CAPABILITY': str.lower, 'ONEDNN_MAX_CPU_ISA': str.upper,
@@ -33,8 +33,9 @@ def pin_cpu_numerics(cfg: Config) -> None:
         cfg: The full config; nothing happens for keys it does not set.
 
     Raises:
-        ValueError: An unknown ISA, a thread count below 1, or an ISA that torch had already
-            chosen otherwise in this process (set ATEN_CPU_CAPABILITY before starting it).
+        ValueError: An unknown key or ISA, or a thread count below 1. An ISA that torch had
+            already chosen otherwise in this process is a warning (set ATEN_CPU_CAPABILITY
+            before starting it), as is an x86 ISA on another processor.
     """
     numerics = cfg.get('cpu_numerics') or {}
     unknown = set(numerics) - {'threads', 'isa'}
@@ -53,18 +54,21 @@ def pin_cpu_numerics(cfg: Config) -> None:
         if platform.machine().lower() not in ('x86_64', 'amd64'):
             # AVX2/AVX-512 are x86 instruction sets: elsewhere (an Arm laptop) the run is
             # repeatable on that machine only, which is worth a warning, not a refusal.
-            print_log(f'cpu_numerics.isa={isa!r} is an x86 instruction set; this '
-                      f'{platform.machine()} machine keeps its own kernels, so results repeat '
-                      f'on this machine only.', logger='current', level=30)
+            warnings.warn(f'cpu_numerics.isa={isa!r} is an x86 instruction set; this '
+                          f'{platform.machine()} machine keeps its own kernels, so results '
+                          f'repeat on this machine only.')
             isa = None
     if isa is not None:
         for name, case in _ISA_VARIABLES.items():
             os.environ[name] = case(str(isa))
         chosen = torch.backends.cpu.get_cpu_capability()  # computed once, on first query
         if chosen.lower() != str(isa).lower():
-            raise ValueError(f'cpu_numerics.isa={isa!r} but torch already runs {chosen} kernels '
-                             f'in this process; start it with ATEN_CPU_CAPABILITY='
-                             f'{str(isa).lower()} in the environment.')
+            # Only in a process that ran kernels before building the runner (a notebook, a
+            # test): tools/train.py pins before any. Train on, but say what is lost.
+            warnings.warn(f'cpu_numerics.isa={isa!r} but torch already runs {chosen} kernels '
+                          f'in this process, so results repeat only on {chosen} machines; start '
+                          f'it with ATEN_CPU_CAPABILITY={str(isa).lower()} in the environment '
+                          f'to pin them.')
     if (cfg.get('randomness') or {}).get('deterministic'):
         # mmengine's deterministic=True calls torch.use_deterministic_algorithms, which does
         # not cover oneDNN: its convolutions have their own switch.

@@ -2,6 +2,7 @@
 thread count and instruction set differ between them (the tiny configs pin both:
 ``cpu_numerics``, dsc_mm/apis/determinism.py)."""
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -85,6 +86,19 @@ def test_pin_cpu_numerics_sets_threads_and_refuses_bad_values():
         pin_cpu_numerics(Config(dict(cpu_numerics=dict(thread=2))))
     with pytest.raises(ValueError, match='at least 1'):
         pin_cpu_numerics(Config(dict(cpu_numerics=dict(threads=0))))
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability().lower() not in ('avx2', 'avx512'),
+                    reason='this processor runs neither AVX2 nor AVX-512 kernels')
+def test_an_isa_torch_already_chose_otherwise_is_a_warning_not_an_error():
+    torch.ones(4, 4) @ torch.ones(4, 4)  # kernels have run: torch's choice is made
+    chosen = torch.backends.cpu.get_cpu_capability().lower()
+    other = 'avx2' if chosen == 'avx512' else 'avx512'
+    with pytest.warns(UserWarning, match=f"torch already runs {chosen.upper()} kernels"):
+        pin_cpu_numerics(Config(dict(cpu_numerics=dict(isa=other))))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # the ISA torch runs: nothing to say
+        pin_cpu_numerics(Config(dict(cpu_numerics=dict(isa=chosen))))
 
 
 def test_demo_probe_column_has_three_seeds():
