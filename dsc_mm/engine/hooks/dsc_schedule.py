@@ -22,6 +22,17 @@ def steps_per_epoch(num_images: int, batch_size: int, world_size: int,
     return num_images / (batch_size * world_size * accumulative_counts)
 
 
+def _model(runner):
+    """The runner's model without its DDP wrapper (where the schedules live)."""
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+
+def _runner_steps_per_epoch(runner) -> float:
+    """:func:`steps_per_epoch` of the runner's train loader at the current world size."""
+    loader = runner.train_dataloader
+    return steps_per_epoch(len(loader.dataset), loader.batch_size, get_world_size())
+
+
 def ensure_schedule_hook(cfg) -> None:
     """Add ``DSCScheduleHook`` to a DSC config whose ``custom_hooks`` lack it (in place).
 
@@ -52,12 +63,11 @@ class DSCScheduleHook(Hook):
     priority = 'NORMAL'
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = _model(runner)
         if not hasattr(model, 'resolve_schedules'):
             return
         model.refuse_accumulation(runner.optim_wrapper)
-        loader = runner.train_dataloader
-        steps = steps_per_epoch(len(loader.dataset), loader.batch_size, get_world_size())
+        steps = _runner_steps_per_epoch(runner)
         model.resolve_schedules(steps)
         runner.logger.info(
             f'DSCScheduleHook: {steps:.1f} optimizer steps per epoch, at step '
@@ -93,11 +103,9 @@ class DenseCLEpochHook(Hook):
             self._resumed = (meta.get('iter', 0), meta['densecl_iters_per_epoch'])
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = _model(runner)
         self.loss_lambda = model.loss_lambda
-        loader = runner.train_dataloader
-        self.iters_per_epoch = steps_per_epoch(len(loader.dataset), loader.batch_size,
-                                               get_world_size())
+        self.iters_per_epoch = _runner_steps_per_epoch(runner)
         start_iter, epochs_done = 0, 0.
         if self._resumed is not None:
             start_iter = self._resumed[0]
@@ -106,7 +114,7 @@ class DenseCLEpochHook(Hook):
             (self.start_epochs - epochs_done) * self.iters_per_epoch)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = _model(runner)
         model.loss_lambda = self.loss_lambda if runner.iter >= self.start_iters else 0.
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
