@@ -60,6 +60,26 @@ def test_a_cap_below_what_k_means_needs_is_refused(tiny):
     assert MODELS.build(tiny.dsc(semantic_head=PM, max_contrast_pixels=1)).max_contrast_pixels \
         == 1
     assert MODELS.build(tiny.dsc(max_contrast_pixels=None)).max_contrast_pixels is None
+    # Without a semantic head nothing is clustered: any cap builds.
+    MODELS.build(tiny.dsc(semantic_head=None, max_contrast_pixels=0))
+
+
+def test_defaults_are_the_papers(tiny):
+    model = MODELS.build(dict(type='DSC', backbone=tiny.backbone, neck=tiny.neck,
+                              head=tiny.head, pixel_head=dict(type='PixelNeighbourHead')))
+    # MoCo's 65,536 keys of dimension 128 in both queues, m = 0.999 in mmpretrain's convention.
+    for queue in (model.instance_queue, model.pixel_queue):
+        assert queue.queue.shape == (128, 65536)
+    assert model.encoder_k.momentum == 0.001
+    assert (model.instance_weight, model.pixel_weight) == (0.5, 0.5)
+    assert model.semantic_head is None and model.semantic_weight == 0.
+    assert (model.dense_start_iters, model.semantic_ramp) == (0, (0, 0))
+    assert model.dense_start_epochs is None and model.semantic_ramp_epochs is None
+    assert model.max_contrast_pixels == 256 * 49  # the paper's global pool at 8 x 32 images
+    with_head = MODELS.build(dict(type='DSC', backbone=tiny.backbone, neck=tiny.neck,
+                                  head=tiny.head, pixel_head=dict(type='PixelNeighbourHead'),
+                                  semantic_head=PM))
+    assert with_head.semantic_weight == 0.5
 
 
 def test_the_parts_get_their_configs(tiny):

@@ -286,3 +286,13 @@ def test_the_contrast_set_gets_the_cap_the_step_seed_and_the_top1_matches(tiny, 
     (args, _, _), = s['spies']['semantic'].calls
     assert torch.equal(args[1], contrast.pixels) and torch.equal(args[4], contrast.cluster_pixels)
     assert args[3].item() == 7
+
+
+def test_a_term_whose_weight_is_zero_is_not_computed(tiny):
+    """MoCo v2 as DSC (w_pix = beta = 0): no neighbours, no pixel loss, no such entries."""
+    model = MODELS.build(tiny.dsc(instance_weight=1., pixel_weight=0., semantic_weight=0.))
+    spies = [Spy(model.pixel_head, 'find_neighbours'), Spy(model.pixel_head, 'loss'),
+             Spy(model.semantic_head, 'loss')]
+    losses = model.loss([torch.randn(2, 3, 64, 64) for _ in range(2)], None)
+    assert set(losses) == {'loss_instance', 'raw_instance'}
+    assert not any(spy.calls for spy in spies)
