@@ -67,8 +67,9 @@ AREAS = {
                     'gradient_accumulation_is_refused_with']),
 }
 
-#: Copied next to the mutated package: what the selected tests read (conftest, configs, data).
-ALSO_COPY = ['tests', 'configs', 'tools', 'pyproject.toml']
+#: Copied next to the mutated package: what the selected tests read (conftest, configs, and the
+#: scripts of tools/ and perf/ that tests load, e.g. perf/semantic_scale.py's SimulatedRanks).
+ALSO_COPY = ['tests', 'configs', 'tools', 'perf', 'pyproject.toml']
 
 #: Appended to the scratch copy's tests/conftest.py (never to the repository's): while a
 #: mutant is under test, run the tests that reach it fastest first, by the durations mutmut

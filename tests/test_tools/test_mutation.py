@@ -88,3 +88,18 @@ def test_the_scratch_copy_and_only_it_gets_the_ordering_hook(mutation, repo_root
     assert (work_dir / 'tests' / 'conftest.py').read_text() == \
         original + mutation.FASTEST_FIRST_HOOK
     assert 'pytest_collection_modifyitems' not in original
+
+
+def test_every_script_an_areas_tests_load_is_copied_into_the_scratch_copy(mutation, repo_root):
+    import re
+    loaded = set()
+    for _, tests in mutation.AREAS.values():
+        for selection in tests:
+            path = repo_root / selection
+            files = path.rglob('*.py') if path.is_dir() else [path] if path.suffix == '.py' \
+                else []
+            for test_file in files:
+                loaded |= set(re.findall(r"load_script\('([^']+)'\)", test_file.read_text()))
+    assert 'perf/semantic_scale.py' in loaded  # test_contrast_set's simulated ranks
+    for script in loaded:
+        assert script.split('/')[0] in mutation.ALSO_COPY, script
