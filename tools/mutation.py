@@ -54,15 +54,40 @@ AREAS = {
                       'tests/test_models/test_utils/test_contrast_set.py']),
     'models_heads': (['dsc_mm/models/heads/*.py'], ['tests/test_models/test_heads']),
     'models_dsc': (['dsc_mm/models/selfsup/dsc.py'],
-                   ['tests/test_models/test_selfsup/test_dsc_reduction.py',
+                   ['tests/test_models/test_selfsup/test_dsc_construction.py',
+                    'tests/test_models/test_selfsup/test_dsc_counter.py',
+                    'tests/test_models/test_selfsup/test_dsc_reduction.py',
                     'tests/test_models/test_selfsup/test_dsc_wiring.py',
                     'tests/test_models/test_selfsup/test_dsc_schedules.py',
                     'tests/test_models/test_selfsup/test_dsc_state.py',
-                    '-k', 'not paper_configs']),  # reads the ImageNet configs: a minute
+                    # The ImageNet configs take a minute to read; the Runner runs of the
+                    # resume and accumulation tests (10-20 s each) judge what test_dsc_counter
+                    # pins in milliseconds (rescaling, the refusal before any work).
+                    '-k', 'not paper_configs and not resuming_an_8_gpu and not '
+                    'gradient_accumulation_is_refused_with']),
 }
 
-#: Copied next to the mutated package: what the selected tests read (conftest, configs, data).
-ALSO_COPY = ['tests', 'configs', 'tools', 'pyproject.toml']
+#: Copied next to the mutated package: what the selected tests read (conftest, configs, and the
+#: scripts of tools/ and perf/ that tests load, e.g. perf/semantic_scale.py's SimulatedRanks).
+ALSO_COPY = ['tests', 'configs', 'tools', 'perf', 'pyproject.toml']
+
+#: Appended to the scratch copy's tests/conftest.py (never to the repository's): while a
+#: mutant is under test, run the tests that reach it fastest first, by the durations mutmut
+#: recorded in its stats run. mutmut hands them over as a set (an arbitrary order) and stops at
+#: the first failure (-x), so a mutant that a millisecond test kills would otherwise often wait
+#: for a training test first.
+FASTEST_FIRST_HOOK = '''
+
+def pytest_collection_modifyitems(items):  # added by tools/mutation.py (scratch copy only)
+    import json
+    import os
+    if '__mutmut_' not in os.environ.get('MUTANT_UNDER_TEST', '') or \\
+            not os.path.isfile('mutmut-stats.json'):
+        return
+    with open('mutmut-stats.json', encoding='utf-8') as f:
+        duration = json.load(f)['duration_by_test']
+    items.sort(key=lambda item: duration.get(item.nodeid, float('inf')))
+'''
 
 EQUIVALENT_DOC = osp.join(REPO_ROOT, 'docs', 'mutation.md')
 #: A row of docs/mutation.md's equivalent-mutant table: | `mutant name` | why |
@@ -127,6 +152,12 @@ def unwrap_no_grad(source: str) -> str:
     return cst.parse_module(source).visit(Unwrap()).code
 
 
+def add_fastest_first_hook(work_dir: str) -> None:
+    """Append :data:`FASTEST_FIRST_HOOK` to the scratch copy's tests/conftest.py."""
+    with open(osp.join(work_dir, 'tests', 'conftest.py'), 'a', encoding='utf-8') as f:
+        f.write(FASTEST_FIRST_HOOK)
+
+
 def prepare(area: str, work_dir: str) -> None:
     """A fresh scratch copy of the package, the tests and the area's mutmut config."""
     sources, tests = AREAS[area]
@@ -150,6 +181,7 @@ def prepare(area: str, work_dir: str) -> None:
                 source = f.read()
             with open(path, 'w', encoding='utf-8') as f:
                 f.write(unwrap_no_grad(source))
+    add_fastest_first_hook(work_dir)
     with open(osp.join(work_dir, 'pyproject.toml'), 'a', encoding='utf-8') as f:
         f.write(mutmut_config(sources, tests))
 
@@ -187,6 +219,7 @@ def refresh_tests(work_dir: str) -> list:
     for name in ALSO_COPY[:-1]:
         shutil.copytree(osp.join(REPO_ROOT, name), osp.join(work_dir, name),
                         dirs_exist_ok=True, ignore=ignore)
+    add_fastest_first_hook(work_dir)
     return [name for name, status in statuses(work_dir).items() if status not in KILLED]
 
 

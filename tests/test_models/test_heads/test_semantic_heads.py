@@ -179,11 +179,16 @@ def test_defaults_are_the_documented_ones():
     assert (km.num_classes, km.feat_dim, km.num_iters, km.temperature) == (128, 128, 10, 0.2)
     assert km.centroids.shape == (128, 128)
     assert km.initialized.dtype == torch.bool and not km.initialized
+    # 8 pixels per class in a bounded clustering sample: 1,024 of the cap's 12,544 at K = 128.
+    assert (km.min_pixels_per_class, km.min_cluster_pixels) == (8, 1024)
+    assert MODELS.build(dict(type='KMeansSemanticHead', num_classes=5,
+                             min_pixels_per_class=3)).min_cluster_pixels == 15
     pm = MODELS.build(dict(type='PrototypeSemanticHead'))
     assert (pm.num_classes, pm.feat_dim, pm.temperature, pm.sinkhorn_eps, pm.sinkhorn_iters,
             pm.freeze_prototypes_iters, pm.freeze_prototypes_epochs) == \
         (128, 128, 0.1, 0.05, 3, 0, None)
     assert pm.prototypes.shape == (128, 128)
+    assert pm.min_cluster_pixels == 0  # no clustering sample: any cap will do
     # The prototypes start as unit rows, like the renormalised ones of every step.
     torch.testing.assert_close(pm.prototypes.detach().norm(dim=1), torch.ones(128))
 

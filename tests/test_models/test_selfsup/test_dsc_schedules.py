@@ -43,12 +43,8 @@ def test_paper_configs_state_their_schedules_in_epochs(repo_root):
     assert cfgs['dsc-pm'].model.semantic_head.freeze_prototypes_epochs == 3
 
 
-def test_unresolved_or_doubled_schedules_are_refused(tiny):
-    model = MODELS.build(tiny.dsc(dense_start_epochs=1))
-    with pytest.raises(RuntimeError, match='DSCScheduleHook'):
-        model.loss([torch.randn(2, 3, 64, 64) for _ in range(2)], None)
-    with pytest.raises(ValueError, match='dense_start_epochs'):
-        MODELS.build(tiny.dsc(dense_start_iters=5, dense_start_epochs=1))
+def test_a_prototype_freeze_given_twice_is_refused(tiny):
+    # The model's own schedules: test_dsc_construction.py and test_dsc_counter.py.
     with pytest.raises(ValueError, match='freeze_prototypes_epochs'):
         MODELS.build(tiny.dsc(semantic_head=_pm(tiny, freeze_prototypes_iters=5,
                                                 freeze_prototypes_epochs=1)))

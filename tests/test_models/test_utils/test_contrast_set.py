@@ -87,6 +87,16 @@ def test_above_the_cap_the_set_is_exactly_the_cap_and_the_sample_comes_from_ever
         assert counts[rank] == 0 and sum(counts) == from_other
         others = [c for r, c in enumerate(counts) if r != rank]
         assert max(others) - min(others) <= 1
+        # ... in ring order after this rank (rank + 1, rank + 2, ... mod W), the first
+        # (cap - L) mod (W - 1) of them giving the one row more.
+        owner = torch.full((from_other, ), -1)
+        for other in range(world):
+            owner[_rows_of(pixels[LOCAL:], blocks[other]) >= 0] = other
+        ring = ((owner - rank) % world).tolist()
+        assert ring == sorted(ring)
+        extra = from_other % (world - 1)
+        assert [ring.count(i) for i in range(1, world)] == \
+            [from_other // (world - 1) + (i <= extra) for i in range(1, world)]
         # The clustering sample: ceil(cap / W) distinct pixels of EVERY rank, its own included.
         sample = contrast.cluster_pixels
         assert sample.shape == (world * share, CHANNELS)
