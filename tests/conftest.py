@@ -148,7 +148,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if not any(item.iter_markers('xdist_group')):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split('::')[0]))
-    if config.pluginmanager.hasplugin('xdist') and config.getoption('dist', 'no') != 'no':
+    if hasattr(config, 'workerinput'):  # an xdist worker: its collection order is the queue's
         # A stable sort: the slow groups in SLOW_GROUPS order, then the rest as collected.
         rank = {name: i for i, name in enumerate(SLOW_GROUPS)}
         items.sort(key=lambda item: rank.get(_group(item), len(SLOW_GROUPS)))
