@@ -18,6 +18,7 @@ from .version import __version__  # noqa: E402
 
 compat.register_safe_globals()
 compat.make_checkpoint_writes_atomic()
+compat.format_each_config_once()
 
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS  # noqa: E402
 

@@ -206,3 +206,29 @@ def test_atomic_file_keeps_permissions_and_cleans_up_on_error(tmp_path):
     os.umask(umask)
     assert target.read_text() == 'new'
     assert (target.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_a_config_text_is_formatted_once_and_unchanged(repo_root, monkeypatch):
+    # mmengine formats the whole config with yapf at every pretty_text (five times per Runner);
+    # dsc_mm.compat keeps the result for the same text. Count yapf's own calls.
+    from yapf.yapflib import yapf_api
+
+    from dsc_mm.compat import _format_once
+    calls = []
+    original = yapf_api.FormatCode
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(yapf_api, 'FormatCode', counting)
+    _format_once.cache_clear()
+    cfg = Config.fromfile(str(repo_root / 'configs/detection/mask-rcnn_r18-fpn_tiny_scenes.py'))
+    texts = [cfg.pretty_text for _ in range(3)]
+    assert len(calls) == 1 and texts[0] == texts[1] == texts[2]
+    # The text is yapf's formatting of mmengine's text, with mmengine's style.
+    style = dict(based_on_style='pep8', blank_line_before_nested_class_or_def=True,
+                 split_before_expression_after_opening_paren=True)
+    assert texts[0] == original(calls[0], style_config=style)[0] != calls[0]
+    cfg.train_cfg.max_iters = 7  # another text: formatted again
+    assert 'max_iters=7' in cfg.pretty_text and len(calls) == 2

@@ -234,7 +234,9 @@ class BenchmarkRunner:
             self.log(f'[benchmark] ({i + 1}/{len(todo)}) {step.name}  '
                      f'elapsed {_hms(time.time() - start)}, ETA ~{_hms(eta)}')
             if step.method.key in failed_methods and step.kind != 'pretrain':
-                self._record_failure(step, 'its pretraining or conversion failed')
+                # A conversion has no cell to record; the method's cells are recorded failed.
+                if step.kind == 'finetune':
+                    self._record_failure(step, 'its pretraining or conversion failed')
                 continue
             t0 = time.time()
             ok = self.run_step(step)

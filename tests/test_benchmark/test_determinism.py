@@ -1,6 +1,6 @@
 """Two runs of a reduced demo give bit-identical cells and checkpoints, even when the machine's
 thread count and instruction set differ between them (the tiny configs pin both:
-``cpu_numerics``, dsc_mm/apis/determinism.py)."""
+``cpu_numerics``, dsc_mm/apis/determinism.py); the first run's probe cell is checked end to end."""
 import dataclasses
 import warnings
 
@@ -12,6 +12,7 @@ from dsc_mm.apis.determinism import pin_cpu_numerics
 from dsc_mm.benchmark import BenchmarkRunner, Suite
 from dsc_mm.benchmark.suites import TINY
 from dsc_mm.utils import load_checkpoint_file
+from probe_miou import miou_of
 
 PRETRAIN_ITERS, FINETUNE_ITERS = 3, 2
 
@@ -19,13 +20,6 @@ PRETRAIN_ITERS, FINETUNE_ITERS = 3, 2
 def _short(iters):
     return (f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
             f'default_hooks.checkpoint.interval={iters}', 'default_hooks.logger.interval=1')
-
-
-@pytest.fixture(scope='module')
-def scenes(tmp_path_factory):
-    from dsc_mm.datasets.scenes import generate_scenes
-    return generate_scenes(tmp_path_factory.mktemp('data') / 'scenes', num_train=4, num_val=2,
-                           num_unlabeled=8, size=64, seed=0)
 
 
 def _reduced_demo():
@@ -45,22 +39,31 @@ def _state(path):
     return load_checkpoint_file(str(path))['state_dict']
 
 
-def test_two_reduced_demos_are_bit_identical(scenes, tmp_path, monkeypatch):
+@pytest.fixture(scope='module')
+def demos(scenes_64, tmp_path_factory):
+    """The reduced demo run twice, ``[(runner, cells), (runner, cells)]``: the second starts on
+    another thread count and another torch kernel set, which the configs' cpu_numerics must
+    bring back to the pinned values."""
     suite, method = _reduced_demo()
+    root = tmp_path_factory.mktemp('demos')
     runs = []
-    # The second run starts on another thread count and another torch kernel set: the
-    # configs' cpu_numerics must bring both back to the pinned values.
     for name, env in (('a', {'OMP_NUM_THREADS': '1', 'ATEN_CPU_CAPABILITY': 'default'}),
                       ('b', {'OMP_NUM_THREADS': '3'})):
-        monkeypatch.delenv('ATEN_CPU_CAPABILITY', raising=False)
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        runner = BenchmarkRunner(suite, [method], str(tmp_path / name), data=str(scenes),
-                                 log=lambda line: None)
-        cells = runner.run()
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.delenv('ATEN_CPU_CAPABILITY', raising=False)
+            for key, value in env.items():
+                monkeypatch.setenv(key, value)
+            runner = BenchmarkRunner(suite, [method], str(root / name), data=str(scenes_64),
+                                     log=lambda line: None)
+            runs.append((runner, runner.run()))
+    return runs
+
+
+def test_two_reduced_demos_are_bit_identical(demos):
+    suite, method = _reduced_demo()
+    for _, cells in demos:
         assert [c['status'] for c in cells] == ['done'] * len(suite.protocols), cells
-        runs.append((runner, cells))
-    (first, cells_a), (second, cells_b) = runs
+    (first, cells_a), (second, cells_b) = demos
     assert [c['metrics'] for c in cells_a] == [c['metrics'] for c in cells_b]
     checkpoints = [(r.pretrain_dir(method), PRETRAIN_ITERS) for r in (first, second)]
     for protocol in suite.protocols:
@@ -71,6 +74,32 @@ def test_two_reduced_demos_are_bit_identical(scenes, tmp_path, monkeypatch):
         assert state_a.keys() == state_b.keys()
         differ = [k for k in state_a if not torch.equal(state_a[k], state_b[k])]
         assert not differ, f'{dir_a} and {dir_b}: {len(differ)} tensors differ ({differ[:3]})'
+
+
+def test_demo_probe_cell_records_its_miou_and_keeps_the_backbone_frozen(demos):
+    # The demo's dense linear probe column, end to end through the benchmark (pretrain ->
+    # convert -> tools/train.py -> cell JSON): formerly test_probe_cell.py's own tiny run.
+    runner, cells = demos[0]
+    suite, method = _reduced_demo()
+    protocol = next(p for p in suite.protocols if p.key == 'voc-probe')
+    cell = next(c for c in cells if c['protocol'] == 'voc-probe')
+    work_dir = runner.finetune_dir(method, protocol, 0)
+    checkpoint = f'{work_dir}/iter_{FINETUNE_ITERS}.pth'
+    # The recorded mIoU is that of the trained probe on the validation images, recomputed
+    # here from its checkpoint with a confusion matrix (not through mmseg's IoUMetric).
+    assert cell['metrics']['mIoU'] == pytest.approx(
+        miou_of(work_dir, checkpoint, protocol.config), abs=0.006)
+    # The backbone is bit-identical to the converted pretraining backbone it was given (the
+    # pretraining moved its BN statistics away from 0 / 1, so a BN left in training mode shows).
+    trained = _state(checkpoint)
+    backbone = load_checkpoint_file(runner.backbone_path(method))
+    assert len(backbone) > 100 and not torch.equal(backbone['bn1.running_var'],
+                                                   torch.ones_like(backbone['bn1.running_var']))
+    for key, value in backbone.items():
+        assert torch.equal(trained[f'backbone.{key}'], value), key
+    # The classifier did train (its BN statistics moved away from their initial 0 / 1).
+    assert not torch.equal(trained['decode_head.norm.running_mean'],
+                           torch.zeros_like(trained['decode_head.norm.running_mean']))
 
 
 def test_pin_cpu_numerics_sets_threads_and_refuses_bad_values():

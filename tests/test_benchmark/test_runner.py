@@ -142,6 +142,32 @@ def test_unknown_method_and_bad_checkpoint_spec_are_clear_errors():
             raise AssertionError(f'{bad} was accepted')
 
 
+def test_failed_pretraining_fails_its_cells_and_the_run_goes_on(tmp_path):
+    # Steps stand in for tools/train.py: the pretraining fails, a fine-tuning records its cell.
+    suite = Suite('fake', methods=(Method('random', 'Random init'),
+                                   Method('dense', 'Dense', 'configs/pretrain/densecl_resnet18_'
+                                                            'tiny_scenes.py')),
+                  protocols=(Protocol('seg', 'Seg', 'seg.py', {'mIoU': 'mIoU'}),),
+                  data_env='UNUSED', default_methods=('random', 'dense'))
+    runner = BenchmarkRunner(suite, suite.methods, str(tmp_path / 'bench'), log=lambda line: None)
+    ran = []
+
+    def run_step(step, launcher=None, rank=0):
+        ran.append((step.kind, step.method.key))
+        if step.kind == 'finetune':
+            runner._record_done(step, {'mIoU': 40.0}, seconds=None)
+        return step.kind == 'finetune'
+
+    runner.run_step = run_step
+    cells = {c['method']: c for c in runner.run()}
+    # The failed method is neither converted nor fine-tuned; its cell says why.
+    assert ran == [('finetune', 'random'), ('pretrain', 'dense')]
+    assert cells['random']['status'] == 'done'
+    assert (cells['dense']['status'], cells['dense']['reason']) == (
+        'failed', 'its pretraining or conversion failed')
+    assert len(cells) == 2
+
+
 def _one_protocol_suite():
     return Suite('fake', methods=(Method('random', 'Random init'),),
                  protocols=(Protocol('seg', 'Seg', 'seg.py', {'mIoU': 'mIoU'}),),
@@ -218,18 +244,11 @@ assert cells and cells[0]['status'] == 'done', cells
 '''
 
 
-@pytest.fixture(scope='module')
-def seg_scenes(tmp_path_factory):
-    from dsc_mm.datasets.scenes import generate_scenes
-    root = tmp_path_factory.mktemp('resume_scenes') / 'scenes'
-    return generate_scenes(root, num_train=4, num_val=2, num_unlabeled=1, size=64, seed=0)
-
-
-def test_killed_fine_tuning_resumes_from_its_latest_checkpoint(tmp_path, repo_root, seg_scenes):
+def test_killed_fine_tuning_resumes_from_its_latest_checkpoint(tmp_path, repo_root, scenes_64):
     work = tmp_path / 'bench'
     driver = tmp_path / 'driver.py'
     driver.write_text(RESUME_DRIVER.format(repo=str(repo_root), work=str(work),
-                                           data=str(seg_scenes)))
+                                           data=str(scenes_64)))
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
     run_dir = work / 'finetune' / 'random' / 'voc-seg' / 'seed0'
     last = run_dir / 'last_checkpoint'

@@ -1,6 +1,5 @@
 """Two gloo processes of the tiny DSC-KM pretraining through torchrun equal one process on the
 concatenated batch (first-step loss terms, and the weights and queues after the step)."""
-import shutil
 import socket
 
 import pytest
@@ -17,45 +16,29 @@ TERMS = ('loss_instance', 'loss_pixel', 'loss_semantic', 'raw_instance', 'raw_pi
 TOL = dict(rtol=1e-5, atol=1e-6)
 
 
+# The one-process control (work1) is the session fixture dist_control (tests/conftest.py),
+# shared with test_slurm_cluster.py's 2-task run: one xdist worker runs both files.
+pytestmark = pytest.mark.xdist_group('dist_control')
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
 
 
-def _folders(scenes, root):
-    """8 images; 'one' lists them in the order the 2 ranks' batches are all-gathered.
-
-    Without shuffling, rank r reads samples r, r+2, r+4, r+6; the global batch (all-gather
-    order) is therefore 0, 2, 4, 6, 1, 3, 5, 7, which is the sorted order of folder 'one'.
-    """
-    images = sorted((scenes / 'unlabeled').glob('*.jpg'))[:8]
-    (root / 'two').mkdir(parents=True)
-    (root / 'one').mkdir()
-    for i, image in enumerate(images):
-        shutil.copy(image, root / 'two' / f'{i:02d}.jpg')
-    for position, i in enumerate([0, 2, 4, 6, 1, 3, 5, 7]):
-        shutil.copy(images[i], root / 'one' / f'{position:02d}.jpg')
-
-
-def _options(root, folder, batch_size):
-    return ['--cfg-options', f'train_dataloader.dataset.data_root={root}',
-            f'train_dataloader.dataset.folders=[{folder}]',
-            f'train_dataloader.batch_size={batch_size}']
-
-
 @pytest.fixture(scope='module')
-def runs(scenes, tmp_path_factory):
-    root = tmp_path_factory.mktemp('dist')
-    _folders(scenes, root)
-    env = dict(PYTHONPATH=str(REPO_ROOT / 'tests' / 'test_reliability'))
+def runs(dist_control):
+    """``dist_control`` with ``work2``: the same step as 2 gloo processes under torchrun, each
+    on 4 of the 8 images (``work1`` is the one-process control)."""
+    root = dist_control
     two = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port',
                     _free_port(), 'tools/train.py', CONFIG, '--launcher', 'pytorch',
-                    '--work-dir', root / 'work2', *_options(root, 'two', 4)], **env)
+                    '--work-dir', root / 'work2', '--cfg-options',
+                    f'train_dataloader.dataset.data_root={root}',
+                    'train_dataloader.dataset.folders=[two]', 'train_dataloader.batch_size=4'],
+                   PYTHONPATH=str(REPO_ROOT / 'tests' / 'test_reliability'))
     assert two.returncode == 0, two.stderr[-3000:]
-    one = run_tool(['tools/train.py', CONFIG, '--work-dir', root / 'work1',
-                    *_options(root, 'one', 8)], **env)
-    assert one.returncode == 0, one.stderr[-3000:]
     return root
 
 

@@ -16,6 +16,8 @@ from rel_helpers import (REPO_ROOT, TINY_DSC, TINY_DSC_ITERS, exit_message, load
                          run_tool, toy_runner)
 
 SPIKE = 'tests/test_reliability/configs/dsc-km_resnet18_tiny_spike.py'
+# test_resume.py reads the same session run (tiny_dsc_run): one xdist worker builds it once.
+pytestmark = pytest.mark.xdist_group('tiny_dsc_run')
 
 
 def test_non_finite_terms_names_each_bad_term_before_the_total():

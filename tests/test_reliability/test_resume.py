@@ -5,11 +5,15 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from dsc_mm.utils import load_checkpoint_file
 from rel_helpers import (REPO_ROOT, TINY_DSC, TINY_DSC_ITERS, exit_message, load_tool,
                          tool_env)
+
+# test_non_finite.py reads the same session run (tiny_dsc_run): one xdist worker builds it once.
+pytestmark = pytest.mark.xdist_group('tiny_dsc_run')
 
 MAX_ITERS = TINY_DSC_ITERS  # the shared uninterrupted run's; a checkpoint every 2 iterations
 
