@@ -327,3 +327,31 @@ def test_load_and_convert_name_the_file_and_the_depth_in_their_refusals(tmp_path
             convert_backbone(wrong, to)
         assert str(err.value).startswith(f'{wrong} does not match the {name} backbone: 1 key '
                                          f'with the wrong shape')
+
+
+def _conv_geometry(block) -> tuple:
+    """((stride, dilation) of conv1, (stride, dilation) of conv2) of a BasicBlock."""
+    return tuple((conv.stride[0], conv.dilation[0]) for conv in (block.conv1, block.conv2))
+
+
+def test_reference_backbones_are_the_protocols_own_models():
+    """Names and shapes do not depend on strides or dilations, so the key tests above cannot
+    tell a D8 reference from a plain one: the docstring's models are pinned here."""
+    from dsc_mm.transfer.targets import build_reference_backbone
+    mmdet = build_reference_backbone('mmdet', 18)
+    # pytorch style: the stride of a downsampling block sits in its first 3x3 conv.
+    assert mmdet.style == 'pytorch'
+    assert [_conv_geometry(getattr(mmdet, f'layer{i}')[0]) for i in range(1, 5)] == [
+        ((1, 1), (1, 1)), ((2, 1), (1, 1)), ((2, 1), (1, 1)), ((2, 1), (1, 1))]
+    mmseg = build_reference_backbone('mmseg', 18)
+    # The FCN protocol's D8: C4 and C5 keep stride 8, dilated 2 and 4 (mmseg dilates a
+    # BasicBlock's first 3x3 conv only); contract_dilation halves the dilation of each
+    # dilated stage's first block. Each conv below is (stride, dilation).
+    assert (mmseg.strides, mmseg.dilations, mmseg.contract_dilation) == (
+        (1, 2, 1, 1), (1, 1, 2, 4), True)
+    assert [[_conv_geometry(block) for block in getattr(mmseg, f'layer{i}')]
+            for i in range(1, 5)] == [
+        [((1, 1), (1, 1)), ((1, 1), (1, 1))],
+        [((2, 1), (1, 1)), ((1, 1), (1, 1))],
+        [((1, 1), (1, 1)), ((1, 2), (1, 1))],
+        [((1, 2), (1, 1)), ((1, 4), (1, 1))]]
