@@ -78,9 +78,17 @@ ALSO_COPY = ['tests', 'configs', 'tools', 'perf', 'pyproject.toml']
 #: for a training test first.
 FASTEST_FIRST_HOOK = '''
 
-def pytest_collection_modifyitems(items):  # added by tools/mutation.py (scratch copy only)
+# Added by tools/mutation.py (scratch copy only). A module holds one function of a name, so
+# this hook replaces the project's own pytest_collection_modifyitems above (make test's
+# xdist grouping) and calls it first.
+_project_collection_modifyitems = globals().get('pytest_collection_modifyitems')
+
+
+def pytest_collection_modifyitems(config, items):
     import json
     import os
+    if _project_collection_modifyitems is not None:
+        _project_collection_modifyitems(config, items)
     if '__mutmut_' not in os.environ.get('MUTANT_UNDER_TEST', '') or \\
             not os.path.isfile('mutmut-stats.json'):
         return

@@ -1,4 +1,5 @@
 """tools/mutation.py: the equivalent-mutant list, module names, and the no_grad rewrite."""
+import functools
 import textwrap
 
 import pytest
@@ -55,12 +56,20 @@ def test_no_grad_decorator_becomes_a_with_block_that_computes_the_same(mutation)
     assert torch.equal(out, torch.full((2, ), 2.)) and not out.requires_grad
 
 
+def test_the_hook_calls_the_project_conftest_hook_it_replaces(mutation):
+    calls = []
+    scope = {'pytest_collection_modifyitems': lambda config, items: calls.append((config, items))}
+    exec(compile(mutation.FASTEST_FIRST_HOOK, 'conftest.py', 'exec'), scope)
+    scope['pytest_collection_modifyitems']('config', ['item'])
+    assert calls == [('config', ['item'])]
+
+
 def test_with_a_mutant_under_test_the_reached_tests_run_fastest_first(mutation, tmp_path,
                                                                       monkeypatch):
     from types import SimpleNamespace
     scope = {}
     exec(compile(mutation.FASTEST_FIRST_HOOK, 'conftest.py', 'exec'), scope)
-    hook = scope['pytest_collection_modifyitems']
+    hook = functools.partial(scope['pytest_collection_modifyitems'], None)
     (tmp_path / 'mutmut-stats.json').write_text(
         '{"duration_by_test": {"t::slow": 9.0, "t::fast": 0.01, "t::mid": 0.5}}')
     monkeypatch.chdir(tmp_path)
@@ -87,7 +96,7 @@ def test_the_scratch_copy_and_only_it_gets_the_ordering_hook(mutation, repo_root
     original = (repo_root / 'tests' / 'conftest.py').read_text()
     assert (work_dir / 'tests' / 'conftest.py').read_text() == \
         original + mutation.FASTEST_FIRST_HOOK
-    assert 'pytest_collection_modifyitems' not in original
+    assert 'Added by tools/mutation.py' not in original
 
 
 def test_every_script_an_areas_tests_load_is_copied_into_the_scratch_copy(mutation, repo_root):

@@ -106,7 +106,10 @@ def test_train_refuses_a_wrong_total_batch_in_one_sentence(repo_root, load_scrip
 
 def test_train_prints_the_scaled_lr(repo_root, load_script, tmp_path, monkeypatch):
     monkeypatch.chdir(repo_root)
+    # Its own experiment name: mmengine keeps one logger per name (config file + second), so a
+    # Runner of the same config built in the same second by the test above would own the log.
     error = _train_main(load_script, [*TINY_AS_PROTOCOL, 'auto_scale_lr.enable=True',
+                                      'experiment_name=test_train_prints_the_scaled_lr',
                                       '--work-dir', str(tmp_path)])
     # The run went past the guard and stopped at the (missing) data, in one sentence.
     assert error.startswith('error: ') and '/nonexistent' in error and 'total batch' not in error
