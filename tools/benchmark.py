@@ -43,8 +43,8 @@ def parse_args(argv=None):
                         help='rows to run: random mocov2 densecl dsc-km dsc-pm '
                         '(default: the suite\'s defaults)')
     parser.add_argument('--protocols', nargs='+', metavar='KEY',
-                        help="columns to run (default: the suite's defaults: tiny coco-det "
-                        'voc-probe, mini-real street-probe, the others all)')
+                        help="columns to run (default: the suite's defaults: tiny voc-probe, "
+                        'mini-real street-probe, the others all)')
     parser.add_argument('--checkpoint', nargs='+', default=[], metavar='NAME=PATH',
                         help='add a row for your own pretraining or converted checkpoint')
     parser.add_argument('--gpus', type=int, metavar='N',

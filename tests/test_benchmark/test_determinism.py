@@ -23,9 +23,10 @@ def _short(iters):
 
 
 def _reduced_demo():
-    """The demo's DSC-KM row on its two default columns, each a few iterations long."""
+    """The demo's DSC-KM row on its probe column and on Mask R-CNN fine-tuning (the column
+    that ``--protocols coco-det voc-probe`` adds), each a few iterations long."""
     protocols = tuple(dataclasses.replace(p, options=_short(FINETUNE_ITERS), seeds=1)
-                      for p in TINY.protocols if p.key in TINY.default_protocols)
+                      for p in TINY.protocols if p.key in ('coco-det', 'voc-probe'))
     method = next(m for m in TINY.methods if m.key == 'dsc-km')
     suite = dataclasses.replace(
         TINY, name='tiny-reduced', protocols=protocols, default_methods=('dsc-km', ),

@@ -45,8 +45,9 @@ def test_protocols_option_selects_columns(repo_root, capsys):
                        '--data', '/data', '--dry-run'])
     lines = capsys.readouterr().out.splitlines()[1:]
     assert len(lines) == 1 and 'linear-probe_r18-d8-frozen_tiny_coco128-voc.py' in lines[0]
-    # The demo (tiny) leaves the FCN fine-tuning column out for its 15-minute budget.
-    assert [p.key for p in select_protocols(SUITES['tiny']).protocols] == ['coco-det',
-                                                                          'voc-probe']
+    # The demo (tiny) leaves the fine-tuning columns out for its 15-minute budget.
+    assert [p.key for p in select_protocols(SUITES['tiny']).protocols] == ['voc-probe']
+    assert [p.key for p in select_protocols(SUITES['tiny'], ['coco-det', 'voc-probe']).protocols
+            ] == ['coco-det', 'voc-probe']
     # A suite without defaults runs every protocol.
     assert select_protocols(SUITES['paper']) is SUITES['paper']
