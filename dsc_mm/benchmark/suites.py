@@ -120,9 +120,9 @@ TINY = Suite(
     description='CPU, the generated scenes (tools/generate_scenes.py), ResNet-18, small crops',
     methods=_methods('resnet18_tiny_scenes'),
     default_methods=('random', 'densecl', 'dsc-km'),
-    # Sized so that `make demo` fits in 15 minutes on 2 idle CPU cores: 400 pretraining
+    # Sized so that `make demo` fits in 15 minutes on 2 idle CPU cores: 300 pretraining
     # iterations and a probe run past its first epoch separate the pretrained rows from random
-    # init by several std (docs/demo.md, designs 2-4). The fine-tuning columns are out of the
+    # init by several std (docs/demo.md, designs 2-5). The fine-tuning columns are out of the
     # default for that budget (Mask R-CNN about 75 s a cell, FCN 2 min, one seed each):
     # --protocols coco-det voc-probe adds detection to a finished demo's work dir.
     default_protocols=('voc-probe', ),
@@ -142,8 +142,8 @@ TINY = Suite(
     ),
     data_env='DSC_MM_SCENES',
     default_data='data/scenes',
-    pretrain_options=('train_cfg.max_iters=400', 'default_hooks.checkpoint.interval=100',
-                      'param_scheduler.0.T_max=400', 'param_scheduler.0.end=400'),
+    pretrain_options=('train_cfg.max_iters=300', 'default_hooks.checkpoint.interval=100',
+                      'param_scheduler.0.T_max=300', 'param_scheduler.0.end=300'),
 )
 
 MINI_REAL = Suite(
