@@ -123,7 +123,7 @@ TINY = Suite(
     # Sized so that `make demo` fits in 15 minutes on 2 idle CPU cores: 300 pretraining
     # iterations and a probe run past its first epoch separate the pretrained rows from random
     # init by several std (docs/demo.md, designs 2-5). The fine-tuning columns are out of the
-    # default for that budget (Mask R-CNN about 75 s a cell, FCN 2 min, one seed each):
+    # default for that budget (Mask R-CNN about 80 s a cell, FCN 2 min, one seed each):
     # --protocols coco-det voc-probe adds detection to a finished demo's work dir.
     default_protocols=('voc-probe', ),
     protocols=(
